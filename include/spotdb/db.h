@@ -1,0 +1,124 @@
+/**
+ * @file spotdb/db.h
+ * @brief Opening and closing a connection handle.
+ *
+ * Where the connection settings come from, first match wins:
+ * 1. the `conninfo` argument of spotdb_open(), when not NULL or empty: a
+ *    libpq keyword/value string ("host=... dbname=...") or a URI
+ *    ("postgresql://user@host:5432/db");
+ * 2. the environment variable `DATABASE_URL`, when set and not empty;
+ * 3. `POSTGRES_HOST`, `POSTGRES_PORT`, `POSTGRES_USER`,
+ *    `POSTGRES_PASSWORD`, `POSTGRES_DB`, when at least one is set (the
+ *    variables of the original deployment); settings none of them give
+ *    fall through to step 4;
+ * 4. libpq's own defaults: `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
+ *    `PGDATABASE`, ~/.pgpass, the service file, then built-in defaults.
+ *
+ * Whatever the source, every session is pinned to `TimeZone=UTC` (so that
+ * the schema's `TIMESTAMP` columns mean UTC) and gets an
+ * `application_name`: the one the settings name, else the one in the
+ * options, else "libspotdb".  A `connect_timeout` the settings do not
+ * give defaults to 10 seconds.
+ *
+ * Thread safety: a spotdb_db is used by one thread at a time.  Different
+ * handles are independent.  Never use a handle in a child after fork().
+ */
+#ifndef SPOTDB_DB_H
+#define SPOTDB_DB_H
+
+#include "common.h"
+
+SPOTDB_BEGIN_DECLS
+
+/** An open connection to a Spot Optimizer database.  Opaque. */
+typedef struct spotdb_db spotdb_db;
+
+/** Where spotdb_open() took its connection settings from. */
+typedef enum spotdb_conn_source {
+    SPOTDB_CONN_ARGUMENT = 1,     /**< the conninfo argument */
+    SPOTDB_CONN_DATABASE_URL = 2, /**< the DATABASE_URL variable */
+    SPOTDB_CONN_POSTGRES_ENV = 3, /**< the POSTGRES_* variables */
+    SPOTDB_CONN_LIBPQ_DEFAULTS = 4 /**< libpq's PG* variables and defaults */
+} spotdb_conn_source;
+
+/** Version of spotdb_open_options this header describes. */
+#define SPOTDB_OPEN_OPTIONS_VERSION 1
+
+/** Options of spotdb_open().  Initialise with SPOTDB_OPEN_OPTIONS_INIT or
+ *  spotdb_open_options_init(); NULL options mean all defaults. */
+typedef struct spotdb_open_options {
+    /** Must be SPOTDB_OPEN_OPTIONS_VERSION. */
+    unsigned int version;
+    /** application_name when the settings give none; NULL: "libspotdb". */
+    const char *application_name;
+    /** Seconds to wait for the connection when the settings name no
+     *  connect_timeout; 0: 10 seconds. */
+    int32_t connect_timeout_s;
+} spotdb_open_options;
+
+/** Static initialiser of spotdb_open_options with every default. */
+#define SPOTDB_OPEN_OPTIONS_INIT { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0 }
+
+/**
+ * Fill `opts` with the defaults (for bindings, which cannot use the macro).
+ *
+ * @param opts the options to initialise.
+ * @param version SPOTDB_OPEN_OPTIONS_VERSION.
+ * @return 0, or SPOTDB_EINVAL for a NULL `opts` or an unknown version.
+ */
+SPOTDB_API int spotdb_open_options_init(spotdb_open_options *opts,
+                                        unsigned int version);
+
+/**
+ * Connect to PostgreSQL.
+ *
+ * @param[out] out the new handle, or NULL on failure.  Close it with
+ *             spotdb_close().
+ * @param conninfo libpq settings or URI; NULL or "" to read the
+ *             environment (see the top of this file for the order).
+ * @param opts NULL for defaults.
+ * @return 0; SPOTDB_EINVAL for settings libpq cannot parse or bad
+ *         options; SPOTDB_ECONN when the server cannot be reached or
+ *         refuses the login; SPOTDB_ENOMEM.  The detail, from
+ *         spotdb_last_errmsg(), names the host, the port and the server's
+ *         reason, and never contains the password.
+ */
+SPOTDB_API int spotdb_open(spotdb_db **out, const char *conninfo,
+                           const spotdb_open_options *opts);
+
+/**
+ * Close the connection and free the handle.
+ *
+ * @param db the handle; NULL is a no-op.
+ */
+SPOTDB_API void spotdb_close(spotdb_db *db);
+
+/**
+ * Where the handle's settings came from.
+ *
+ * @param db an open handle.
+ * @return a spotdb_conn_source value.
+ */
+SPOTDB_API int spotdb_conn_source_of(const spotdb_db *db);
+
+/**
+ * Detail of the last failure of a call on this handle.
+ *
+ * @param db the handle (NULL gives spotdb_last_errmsg()).
+ * @return "" after a successful call; owned by the handle, valid until
+ *         the next call on it.  Never NULL.
+ */
+SPOTDB_API const char *spotdb_errmsg(const spotdb_db *db);
+
+/**
+ * SQLSTATE of the last failure on this handle when the server reported
+ * one ("23505", ...), else "".
+ *
+ * @param db the handle.
+ * @return a five-character code or ""; owned by the handle.  Never NULL.
+ */
+SPOTDB_API const char *spotdb_sqlstate(const spotdb_db *db);
+
+SPOTDB_END_DECLS
+
+#endif /* SPOTDB_DB_H */

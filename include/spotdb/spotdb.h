@@ -1,0 +1,30 @@
+/**
+ * @file spotdb/spotdb.h
+ * @brief Umbrella header: include this one.
+ *
+ * libspotdb is the data-access layer of the Spot Optimizer platform on
+ * PostgreSQL.  Conventions that hold in every module:
+ *
+ * - Functions that can fail return 0 or a negative SPOTDB_E* code
+ *   (spotdb/errors.h); detail is in spotdb_errmsg() for calls on a handle
+ *   and spotdb_last_errmsg() for calls without one.
+ * - Out-parameters come first; on failure `*out` is set to NULL.
+ * - Whatever the library returns through `T **out` belongs to the caller
+ *   and is released with the matching `spotdb_*_free`, which accepts NULL.
+ * - Thread safety: a connection handle (spotdb_db) is used by one thread at
+ *   a time; different handles may be used concurrently from different
+ *   threads; returned objects are immutable and may cross threads.  There
+ *   is no global initialisation call.
+ * - A handle must not be used in a child process after fork(); the child
+ *   opens its own.
+ */
+#ifndef SPOTDB_SPOTDB_H
+#define SPOTDB_SPOTDB_H
+
+#include "common.h"
+#include "version.h"
+#include "errors.h"
+#include "db.h"
+#include "migrate.h"
+
+#endif /* SPOTDB_SPOTDB_H */
