@@ -1,0 +1,221 @@
+/*
+ * The connection handle: open, session set-up, close, and the small
+ * helpers every module uses to run a statement and record its failure.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int spotdb_open_options_init(spotdb_open_options *opts, unsigned int version)
+{
+    spotdb__clear_last_error();
+    if (!opts || version != SPOTDB_OPEN_OPTIONS_VERSION)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open_options_init: opts must not be NULL "
+                            "and version must be %d",
+                            SPOTDB_OPEN_OPTIONS_VERSION);
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    return 0;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    char *d;
+
+    if (!s)
+        return NULL;
+    d = strdup(s);
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+/* libpq's connection errors span lines (one per host tried); one line
+ * reads better in a log. */
+static void one_line(char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+    for (char *p = s; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+static int connect_failed(spotdb_db *db)
+{
+    char reason[SPOTDB__ERRMSG_MAX];
+    const char *host = PQhost(db->conn), *port = PQport(db->conn);
+    const char *secrets[3] = { db->password, getenv("PGPASSWORD"), NULL };
+    char msg[SPOTDB__ERRMSG_MAX], safe[SPOTDB__ERRMSG_MAX];
+
+    snprintf(reason, sizeof reason, "%s", PQerrorMessage(db->conn));
+    one_line(reason);
+    snprintf(msg, sizeof msg,
+             "cannot connect to PostgreSQL at host \"%s\" port %s "
+             "(settings from %s): %s",
+             host && *host ? host : "(default)",
+             port && *port ? port : "(default)",
+             spotdb__conn_source_name(db->source), reason);
+    spotdb__redact(safe, sizeof safe, msg, db->raw, secrets);
+    return spotdb__fail(NULL, SPOTDB_ECONN, "%s", safe);
+}
+
+/* The server's notices (CREATE ... IF NOT EXISTS skipping, RAISE NOTICE
+ * in migrations) are not errors, and a library must not write to the
+ * application's stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static bool is_utc(const char *tz)
+{
+    return tz && (strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0);
+}
+
+/* Pin the session to UTC.  Done with SET only when the server's default
+ * differs, rather than with a startup "options" packet, because poolers
+ * such as PgBouncer refuse that packet but track TimeZone themselves. */
+static int setup_session(spotdb_db *db)
+{
+    int rc;
+
+    PQsetNoticeProcessor(db->conn, ignore_notice, NULL);
+    if (is_utc(PQparameterStatus(db->conn, "TimeZone")))
+        return 0;
+    rc = spotdb__command(db, "SET TimeZone TO 'UTC'", "setting TimeZone");
+    if (rc != 0)
+        return rc;
+    if (!is_utc(PQparameterStatus(db->conn, "TimeZone")))
+        return spotdb__fail(db, SPOTDB_ECONN,
+                            "the server did not accept TimeZone UTC");
+    return 0;
+}
+
+int spotdb_open(spotdb_db **out, const char *conninfo,
+                const spotdb_open_options *opts)
+{
+    spotdb__conninfo ci;
+    spotdb_db *db;
+    bool oom = false;
+    int rc;
+
+    spotdb__clear_last_error();
+    if (!out)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: out must not be NULL");
+    *out = NULL;
+    if (opts && opts->version != SPOTDB_OPEN_OPTIONS_VERSION)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->version is %u, expected %d",
+                            opts->version, SPOTDB_OPEN_OPTIONS_VERSION);
+    if (opts && opts->connect_timeout_s < 0)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->connect_timeout_s must be >= 0");
+    if ((rc = spotdb__conninfo_resolve(&ci, conninfo, opts)) != 0)
+        return rc;
+    db = calloc(1, sizeof *db);
+    if (!db) {
+        spotdb__conninfo_free(&ci);
+        return spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
+    }
+    db->source = ci.source;
+    db->password = dup_or_null(ci.password, &oom);
+    db->raw = dup_or_null(ci.raw, &oom);
+    if (!oom)
+        db->conn = PQconnectdbParams(ci.keywords, ci.values, 0);
+    spotdb__conninfo_free(&ci);
+    if (oom || !db->conn)
+        rc = spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
+    else if (PQstatus(db->conn) != CONNECTION_OK)
+        rc = connect_failed(db);
+    else if ((rc = setup_session(db)) != 0)
+        spotdb__fail(NULL, rc, "%s", db->errmsg);
+    if (rc != 0) {
+        spotdb_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+static void wipe_free(char *s)
+{
+    if (!s)
+        return;
+    /* volatile keeps the compiler from dropping the wipe of memory that
+     * is freed right after. */
+    for (volatile char *p = s; *p; p++)
+        *p = '\0';
+    free(s);
+}
+
+void spotdb_close(spotdb_db *db)
+{
+    if (!db)
+        return;
+    if (db->conn)
+        PQfinish(db->conn);
+    wipe_free(db->password);
+    wipe_free(db->raw);
+    free(db);
+}
+
+int spotdb_conn_source_of(const spotdb_db *db)
+{
+    return db ? db->source : 0;
+}
+
+const char *spotdb_errmsg(const spotdb_db *db)
+{
+    return db ? db->errmsg : spotdb_last_errmsg();
+}
+
+const char *spotdb_sqlstate(const spotdb_db *db)
+{
+    return db ? db->sqlstate : "";
+}
+
+static PGresult *check_result(spotdb_db *db, PGresult *res, const char *what)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    if (!res && PQstatus(db->conn) == CONNECTION_OK)
+        spotdb__fail(db, SPOTDB_ENOMEM, "%s: out of memory", what);
+    else
+        spotdb__fail_result(db, res, "%s", what);
+    PQclear(res);
+    return NULL;
+}
+
+PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what)
+{
+    return check_result(db, PQexec(db->conn, sql), what);
+}
+
+PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
+                              const char *const *params, const char *what)
+{
+    return check_result(db,
+                        PQexecParams(db->conn, sql, nparams, NULL, params,
+                                     NULL, NULL, 0),
+                        what);
+}
+
+int spotdb__command(spotdb_db *db, const char *sql, const char *what)
+{
+    PGresult *res = spotdb__exec(db, sql, what);
+
+    if (!res)
+        return db->errcode;
+    PQclear(res);
+    return 0;
+}

@@ -1,0 +1,155 @@
+/*
+ * Private declarations shared by the files of lib/.  Nothing here is part
+ * of the ABI; internal functions shared across files are named spotdb__*.
+ */
+#ifndef SPOTDB_INTERNAL_H
+#define SPOTDB_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#include "spotdb/spotdb.h"
+
+#define SPOTDB__ERRMSG_MAX 2048
+
+#if defined(__GNUC__)
+#  define SPOTDB__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#  define SPOTDB__PRINTF(f, a)
+#endif
+
+struct spotdb_db {
+    PGconn *conn;
+    int source;                     /* spotdb_conn_source */
+    char *password;                 /* known secret, for redaction only */
+    char *raw;                      /* settings as given, for redaction */
+    char errmsg[SPOTDB__ERRMSG_MAX];
+    char sqlstate[6];
+    int errcode;                    /* code of the last failure, 0 if none */
+};
+
+/* ---- errors.c ---------------------------------------------------------- */
+
+/* Start of every public call on a handle: forget the previous failure. */
+void spotdb__clear_error(spotdb_db *db);
+/* Record a failure on the handle (or thread-local when db is NULL) and
+ * return `code`, so callers can write `return spotdb__fail(db, ...)`. */
+int spotdb__fail(spotdb_db *db, int code, const char *fmt, ...)
+    SPOTDB__PRINTF(3, 4);
+/* Record a failed libpq result: the code comes from the SQLSTATE or the
+ * connection status, the message is `context: server message`. */
+int spotdb__fail_result(spotdb_db *db, const PGresult *res,
+                        const char *fmt, ...) SPOTDB__PRINTF(3, 4);
+/* Map a SQLSTATE (may be NULL) and connection status to a spotdb code. */
+int spotdb__code_for_sqlstate(const char *sqlstate, bool conn_ok);
+/* Thread-local message slot used when there is no handle. */
+void spotdb__clear_last_error(void);
+
+/* ---- redact.c ---------------------------------------------------------- */
+
+/* Copy `msg` into `out` (size `outsz`, always NUL-terminated) with every
+ * password-looking part masked: values of password=..., the password of
+ * URI user info, each of the `secrets` (NULL-terminated list, may be
+ * NULL), and whatever those rules find in `raw` (a connection string that
+ * may not parse, or NULL), each raw and percent-decoded. */
+void spotdb__redact(char *out, size_t outsz, const char *msg,
+                    const char *raw, const char *const *secrets);
+
+/* ---- conninfo.c -------------------------------------------------------- */
+
+/* Resolved connection settings, ready for PQconnectdbParams. */
+typedef struct spotdb__conninfo {
+    int source;                     /* spotdb_conn_source */
+    const char **keywords;          /* NULL-terminated */
+    const char **values;
+    size_t count;
+    PQconninfoOption *parsed;       /* owns the parsed values, or NULL */
+    const char *password;           /* into parsed or the environment */
+    const char *raw;                /* the string parsed, or NULL */
+    char timeout[16];
+} spotdb__conninfo;
+
+/* Resolve settings by the documented precedence.  On failure records a
+ * redacted message in the thread-local slot and returns a spotdb code. */
+int spotdb__conninfo_resolve(spotdb__conninfo *ci, const char *conninfo,
+                             const spotdb_open_options *opts);
+void spotdb__conninfo_free(spotdb__conninfo *ci);
+const char *spotdb__conn_source_name(int source);
+
+/* ---- db.c -------------------------------------------------------------- */
+
+/* Run a statement without parameters; on failure records the error with
+ * `what` as context and returns NULL (the result is cleared). */
+PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what);
+/* Same with text parameters. */
+PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
+                              const char *const *params, const char *what);
+/* Run a command whose result is not needed; returns 0 or a spotdb code. */
+int spotdb__command(spotdb_db *db, const char *sql, const char *what);
+
+/* ---- sqlsplit.c -------------------------------------------------------- */
+
+typedef struct spotdb__stmt {
+    size_t offset;                  /* byte offset of the first token */
+    size_t length;                  /* bytes, without the ';' */
+    unsigned line;                  /* 1-based line of the first token */
+} spotdb__stmt;
+
+/* Split a SQL script into statements at top-level semicolons, aware of
+ * quotes, dollar quotes, E'' strings, and both comment styles.  Empty
+ * statements (only blanks and comments) are dropped.  With stmts NULL it
+ * only counts.  Returns the number of statements, or -1 when `max` is too
+ * small or the script ends inside a quote or comment (then *err_offset is
+ * where that began). */
+long spotdb__sql_split(const char *sql, size_t len, spotdb__stmt *stmts,
+                       size_t max, size_t *err_offset);
+/* Line and column (both 1-based) of byte `offset` in `text`. */
+void spotdb__line_col(const char *text, size_t offset, unsigned *line,
+                      unsigned *col);
+
+/* ---- migrations -------------------------------------------------------- */
+
+typedef struct spotdb__migration {
+    int64_t version;
+    const char *name;               /* "initial" */
+    const char *filename;           /* "0001_initial.sql" */
+    const char *checksum;           /* SHA-256 hex of the file */
+    const char *sql;                /* NUL-terminated file contents */
+    size_t sql_len;
+} spotdb__migration;
+
+typedef struct spotdb__migration_set {
+    const spotdb__migration *items; /* ascending versions */
+    size_t count;
+    /* Version whose catalog an unversioned database may be adopted as; 0
+     * disables adoption (test sets). */
+    int64_t adoptable_version;
+} spotdb__migration_set;
+
+/* The set embedded from sql/ (generated file). */
+extern const spotdb__migration_set spotdb__builtin_migrations;
+
+int spotdb__migrate_set(spotdb_db *db, const spotdb__migration_set *set,
+                        const spotdb_migrate_options *opts);
+int spotdb__status_set(spotdb_status **out, spotdb_db *db,
+                       const spotdb__migration_set *set);
+
+/* ---- catalog.c --------------------------------------------------------- */
+
+/* Outcome of comparing an unversioned database with a migration's
+ * catalog. */
+enum spotdb__catalog_match {
+    SPOTDB__CATALOG_ABSENT = 0,     /* none of its objects exist */
+    SPOTDB__CATALOG_EQUAL = 1,      /* all exist, exactly as built */
+    SPOTDB__CATALOG_DIFFERENT = 2   /* some exist, or differ */
+};
+
+/* Inside an open transaction: build `m` in a scratch schema, compare with
+ * the current schema, roll the scratch back.  *match gets the outcome and
+ * on DIFFERENT the handle's error holds the list of differences.  Returns
+ * 0 or a spotdb code. */
+int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
+                            int *match);
+
+#endif /* SPOTDB_INTERNAL_H */

@@ -1,0 +1,268 @@
+/*
+ * Masking of secrets in messages.  libpq echoes parts of a connection
+ * string in some of its own errors (a malformed URI is quoted whole, a bad
+ * percent escape is quoted as the token that holds it), so every message
+ * the library keeps or prints passes through here.  Masking too much is
+ * harmless; masking too little is a leak, so the rules are generous.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+#define MASK "***"
+#define MAX_SPANS 64
+
+typedef struct span {
+    size_t start, end;              /* [start, end) */
+} span;
+
+typedef struct spans {
+    span s[MAX_SPANS];
+    size_t n;
+    bool overflow;
+} spans;
+
+static void add_span(spans *sp, size_t start, size_t end)
+{
+    if (end <= start)
+        return;
+    if (sp->n == MAX_SPANS) {
+        sp->overflow = true;
+        return;
+    }
+    sp->s[sp->n].start = start;
+    sp->s[sp->n].end = end;
+    sp->n++;
+}
+
+static bool ends_value(char c)
+{
+    return c == '\0' || isspace((unsigned char)c) || c == '"';
+}
+
+/* password=value, keyword case-insensitive, value quoted or bare. */
+static void find_keyword_values(const char *t, spans *sp)
+{
+    static const char kw[] = "password";
+    size_t len = strlen(t);
+
+    for (size_t i = 0; i + sizeof kw - 1 <= len; i++) {
+        size_t j = i + sizeof kw - 1, start;
+        bool in_uri = i > 0 && (t[i - 1] == '?' || t[i - 1] == '&');
+
+        if (strncasecmp(t + i, kw, sizeof kw - 1) != 0)
+            continue;
+        while (t[j] == ' ' || t[j] == '\t')
+            j++;
+        if (t[j] != '=')
+            continue;
+        j++;
+        while (t[j] == ' ' || t[j] == '\t')
+            j++;
+        start = j;
+        if (t[j] == '\'') {
+            for (j++; t[j] && t[j] != '\''; j++)
+                if (t[j] == '\\' && t[j + 1])
+                    j++;
+            add_span(sp, start + 1, j);
+        } else {
+            while (!ends_value(t[j]) && !(in_uri && (t[j] == '&' || t[j] == '#')))
+                j++;
+            add_span(sp, start, j);
+        }
+        i = j > i ? j - 1 : i;
+    }
+}
+
+static bool all_digits(const char *t, size_t start, size_t end)
+{
+    for (size_t i = start; i < end; i++)
+        if (!isdigit((unsigned char)t[i]))
+            return false;
+    return end > start;
+}
+
+/* scheme://user:secret@host...: the user info ends at the last '@' before
+ * the query, so a password holding a raw '/' is still caught.  Without an
+ * '@' (a truncated or malformed URI) whatever follows the first ':' is
+ * masked unless it is a port number. */
+static void find_uri_userinfo(const char *t, spans *sp)
+{
+    for (const char *p = strstr(t, "://"); p; p = strstr(p + 3, "://")) {
+        size_t base = (size_t)(p + 3 - t), end = base, at = 0, colon = 0;
+        bool has_at = false, has_colon = false;
+
+        while (!ends_value(t[end]) && t[end] != '?' && t[end] != '#') {
+            if (t[end] == '@') {
+                at = end;
+                has_at = true;
+            }
+            end++;
+        }
+        for (size_t i = base; i < (has_at ? at : end); i++)
+            if (t[i] == ':') {
+                colon = i;
+                has_colon = true;
+                break;
+            }
+        if (!has_colon)
+            continue;
+        if (has_at) {
+            add_span(sp, colon + 1, at);
+        } else {
+            size_t stop = colon + 1;
+            while (stop < end && t[stop] != '/')
+                stop++;
+            if (!all_digits(t, colon + 1, stop))
+                add_span(sp, colon + 1, end);
+        }
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode; invalid escapes are kept as they are. */
+static void percent_decode(char *out, const char *in, size_t len)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int hi = i + 2 < len ? hexval(in[i + 1]) : -1;
+        int lo = i + 2 < len ? hexval(in[i + 2]) : -1;
+
+        if (in[i] == '%' && hi >= 0 && lo >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    out[o] = '\0';
+}
+
+static void mask_literal(spans *sp, const char *t, const char *secret,
+                         size_t slen)
+{
+    if (slen == 0)
+        return;
+    for (const char *p = strstr(t, secret); p; p = strstr(p + slen, secret))
+        add_span(sp, (size_t)(p - t), (size_t)(p - t) + slen);
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Sort and merge overlapping or touching spans in place. */
+static void merge(spans *sp)
+{
+    size_t w = 0;
+
+    qsort(sp->s, sp->n, sizeof sp->s[0], cmp_span);
+    for (size_t r = 0; r < sp->n; r++) {
+        if (w > 0 && sp->s[r].start <= sp->s[w - 1].end) {
+            if (sp->s[r].end > sp->s[w - 1].end)
+                sp->s[w - 1].end = sp->s[r].end;
+        } else {
+            sp->s[w++] = sp->s[r];
+        }
+    }
+    sp->n = w;
+}
+
+/* Write t into out with each span replaced by MASK.  When there were more
+ * spans than fit, nothing of t is trusted. */
+static void emit(char *out, size_t outsz, const char *t, spans *sp)
+{
+    size_t o = 0, i = 0, len = strlen(t);
+
+    if (sp->overflow) {
+        snprintf(out, outsz, "%s", "(message withheld: it may hold a secret)");
+        return;
+    }
+    merge(sp);
+    for (size_t k = 0; k <= sp->n; k++) {
+        size_t stop = k < sp->n ? sp->s[k].start : len;
+
+        while (i < stop && o + 1 < outsz)
+            out[o++] = t[i++];
+        if (k == sp->n)
+            break;
+        for (const char *m = MASK; *m && o + 1 < outsz; m++)
+            out[o++] = *m;
+        i = sp->s[k].end;
+    }
+    out[o] = '\0';
+}
+
+/* Secrets hidden in a raw connection string that libpq could not parse:
+ * the same rules find them, and they are then masked wherever they appear
+ * in the message, also when quoted alone. */
+static void collect_raw(spans *sp, const char *t, const char *raw)
+{
+    spans rs = { .n = 0, .overflow = false };
+    char buf[1024];
+
+    find_keyword_values(raw, &rs);
+    find_uri_userinfo(raw, &rs);
+    if (rs.overflow)
+        sp->overflow = true;
+    for (size_t k = 0; k < rs.n; k++) {
+        size_t n = rs.s[k].end - rs.s[k].start;
+
+        if (n >= sizeof buf) {
+            sp->overflow = true;
+            continue;
+        }
+        memcpy(buf, raw + rs.s[k].start, n);
+        buf[n] = '\0';
+        mask_literal(sp, t, buf, n);
+        percent_decode(buf, raw + rs.s[k].start, n);
+        mask_literal(sp, t, buf, strlen(buf));
+    }
+}
+
+static void collect(spans *sp, const char *t, const char *const *secrets)
+{
+    find_keyword_values(t, sp);
+    find_uri_userinfo(t, sp);
+    for (size_t k = 0; secrets && secrets[k]; k++) {
+        size_t slen = strlen(secrets[k]);
+        char *dec = malloc(slen + 1);
+
+        mask_literal(sp, t, secrets[k], slen);
+        if (dec) {
+            percent_decode(dec, secrets[k], slen);
+            mask_literal(sp, t, dec, strlen(dec));
+            free(dec);
+        } else {
+            sp->overflow = true;
+        }
+    }
+}
+
+void spotdb__redact(char *out, size_t outsz, const char *msg,
+                    const char *raw, const char *const *secrets)
+{
+    spans sp = { .n = 0, .overflow = false };
+
+    if (outsz == 0)
+        return;
+    collect(&sp, msg ? msg : "", secrets);
+    if (raw)
+        collect_raw(&sp, msg ? msg : "", raw);
+    emit(out, outsz, msg ? msg : "", &sp);
+}

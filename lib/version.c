@@ -1,0 +1,6 @@
+#include "internal.h"
+
+const char *spotdb_version(void)
+{
+    return SPOTDB_VERSION;
+}
