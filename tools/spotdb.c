@@ -1,0 +1,266 @@
+/*
+ * spotdb: the command-line tool over libspotdb.  It uses only the public
+ * API, reads the same environment as the library (see spotdb/db.h), and
+ * prints one line per migration; failures are one line on stderr with a
+ * non-zero exit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <spotdb/spotdb.h>
+
+enum { EXIT_USAGE = 2 };
+
+static const char usage_main[] =
+    "usage: spotdb [-d CONNINFO] COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  migrate   apply pending schema migrations\n"
+    "  status    show the schema version, applied and pending migrations\n"
+    "  version   show the library and schema versions\n"
+    "\n"
+    "Options:\n"
+    "  -d, --database CONNINFO  libpq settings or URI; without it, DATABASE_URL,\n"
+    "                           then POSTGRES_HOST/PORT/USER/PASSWORD/DB, then\n"
+    "                           libpq's PG* variables are used\n"
+    "  -h, --help               show this help; 'spotdb COMMAND --help' for one\n";
+
+static const char usage_migrate[] =
+    "usage: spotdb migrate [--to N] [--dry-run] [--lock-timeout MS]\n"
+    "\n"
+    "Apply pending migrations, each in its own transaction, printing one line\n"
+    "per migration.  Concurrent runs queue on an advisory lock.\n"
+    "\n"
+    "  --to N             stop after version N (default: the newest)\n"
+    "  --dry-run          change nothing; print the SQL that would run\n"
+    "  --lock-timeout MS  wait at most MS ms for another migrator (default\n"
+    "                     60000; -1 waits without limit)\n";
+
+static const char usage_status[] =
+    "usage: spotdb status\n"
+    "\n"
+    "Show the database's schema version, the applied migrations with their\n"
+    "times, and the pending ones.  Changes nothing.\n";
+
+static const char usage_version[] =
+    "usage: spotdb version\n"
+    "\n"
+    "Show the library version and the schema versions it embeds.  Needs no\n"
+    "database.\n";
+
+static int usage_error(const char *msg, const char *usage)
+{
+    fprintf(stderr, "spotdb: %s\n%s", msg, usage);
+    return EXIT_USAGE;
+}
+
+static int fail(spotdb_db *db, int rc)
+{
+    const char *msg = db ? spotdb_errmsg(db) : spotdb_last_errmsg();
+
+    fprintf(stderr, "spotdb: %s\n", *msg ? msg : spotdb_strerror(rc));
+    return EXIT_FAILURE;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+static bool parse_int64(const char *s, int64_t *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0';
+}
+
+static void format_time(char *buf, size_t sz, int64_t us)
+{
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm))
+        strftime(buf, sz, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    else
+        snprintf(buf, sz, "?");
+}
+
+static void on_migration(const spotdb_migration_info *m, const char *sql,
+                         void *payload)
+{
+    (void)payload;
+    if (sql) {
+        printf("-- %04" PRId64 "_%s.sql (version %" PRId64 ")\n%s\n",
+               m->version, m->name, m->version, sql);
+    } else if (m->state == SPOTDB_MIGRATION_ADOPTED) {
+        printf("adopted the existing schema as %04" PRId64 "_%s\n",
+               m->version, m->name);
+    } else {
+        printf("applied %04" PRId64 "_%s in %" PRId32 " ms\n", m->version,
+               m->name, m->execution_ms);
+    }
+    fflush(stdout);
+}
+
+static int cmd_migrate(spotdb_db *db, int argc, char **argv)
+{
+    spotdb_migrate_options opts = SPOTDB_MIGRATE_OPTIONS_INIT;
+    spotdb_status *before = NULL, *after = NULL;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        int64_t v;
+
+        if (strcmp(argv[i], "--dry-run") == 0) {
+            opts.dry_run = 1;
+        } else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
+            if (!parse_int64(argv[++i], &v) || v <= 0)
+                return usage_error("--to takes a positive version number",
+                                   usage_migrate);
+            opts.target_version = v;
+        } else if (strcmp(argv[i], "--lock-timeout") == 0 && i + 1 < argc) {
+            if (!parse_int64(argv[++i], &v) || v == 0 || v < -1 || v > INT32_MAX)
+                return usage_error("--lock-timeout takes a positive number of "
+                                   "milliseconds, or -1", usage_migrate);
+            opts.lock_timeout_ms = (int32_t)v;
+        } else {
+            fprintf(stderr, "spotdb: migrate: unknown argument '%s'\n", argv[i]);
+            return usage_error("", usage_migrate);
+        }
+    }
+    opts.callback = on_migration;
+    if ((rc = spotdb_status_get(&before, db)) != 0)
+        return fail(db, rc);
+    rc = spotdb_migrate(db, &opts);
+    if (rc == 0)
+        rc = spotdb_status_get(&after, db);
+    if (rc == 0 && !opts.dry_run &&
+        after->current_version == before->current_version && before->tracked)
+        printf("up to date at version %" PRId64 "\n", after->current_version);
+    else if (rc == 0 && !opts.dry_run)
+        printf("now at version %" PRId64 "\n", after->current_version);
+    spotdb_status_free(before);
+    spotdb_status_free(after);
+    return rc == 0 ? EXIT_SUCCESS : fail(db, rc);
+}
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case SPOTDB_MIGRATION_APPLIED: return "applied";
+    case SPOTDB_MIGRATION_CHANGED: return "CHANGED since applied";
+    case SPOTDB_MIGRATION_UNKNOWN: return "unknown to this library";
+    default: return "pending";
+    }
+}
+
+static int cmd_status(spotdb_db *db, int argc, char **argv)
+{
+    spotdb_status *st;
+    int rc;
+
+    (void)argv;
+    if (argc > 1)
+        return usage_error("status takes no arguments", usage_status);
+    if ((rc = spotdb_status_get(&st, db)) != 0)
+        return fail(db, rc);
+    printf("schema version: %" PRId64 " (library embeds up to %" PRId64 ")\n",
+           st->current_version, st->latest_version);
+    if (!st->tracked && st->unversioned_schema == 1)
+        printf("unversioned schema v1 found: 'spotdb migrate' will adopt it\n");
+    else if (!st->tracked && st->unversioned_schema == 2)
+        printf("unversioned, partial or different schema found: "
+               "'spotdb migrate' will refuse it and list the differences\n");
+    printf("applied:%s\n", st->applied_count ? "" : " none");
+    for (size_t i = 0; i < st->applied_count; i++) {
+        char when[64];
+        const spotdb_migration_info *m = &st->applied[i];
+
+        format_time(when, sizeof when, m->applied_at_us);
+        printf("  %04" PRId64 "_%s  %s  %" PRId32 " ms  %s\n", m->version,
+               m->name, when, m->execution_ms, state_name(m->state));
+    }
+    printf("pending:%s\n", st->pending_count ? "" : " none");
+    for (size_t i = 0; i < st->pending_count; i++)
+        printf("  %04" PRId64 "_%s\n", st->pending[i].version,
+               st->pending[i].name);
+    spotdb_status_free(st);
+    return EXIT_SUCCESS;
+}
+
+static int cmd_version(int argc)
+{
+    spotdb_migration_info m;
+    size_t n = spotdb_migration_embedded_count();
+
+    if (argc > 1)
+        return usage_error("version takes no arguments", usage_version);
+    printf("libspotdb %s (headers %s)\n", spotdb_version(), SPOTDB_VERSION);
+    if (spotdb_migration_embedded(&m, n - 1) == 0)
+        printf("schema versions embedded: 1 to %" PRId64 "\n", m.version);
+    for (size_t i = 0; i < n; i++)
+        if (spotdb_migration_embedded(&m, i) == 0)
+            printf("  %04" PRId64 "_%s  sha256 %s\n", m.version, m.name,
+                   m.checksum);
+    return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conninfo = NULL, *cmd;
+    int i = 1, rc;
+    spotdb_db *db;
+
+    while (i < argc && argv[i][0] == '-') {
+        if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--database") == 0) &&
+            i + 1 < argc) {
+            conninfo = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage_main, stdout);
+            return EXIT_SUCCESS;
+        } else {
+            fprintf(stderr, "spotdb: unknown option '%s'\n", argv[i]);
+            return usage_error("", usage_main);
+        }
+    }
+    if (i == argc)
+        return usage_error("no command given", usage_main);
+    cmd = argv[i];
+    argc -= i;
+    argv += i;
+    if (strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "status") != 0 &&
+        strcmp(cmd, "version") != 0) {
+        fprintf(stderr, "spotdb: unknown command '%s'\n", cmd);
+        return usage_error("", usage_main);
+    }
+    if (wants_help(argc, argv)) {
+        fputs(strcmp(cmd, "migrate") == 0  ? usage_migrate
+              : strcmp(cmd, "status") == 0 ? usage_status
+                                           : usage_version,
+              stdout);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(cmd, "version") == 0)
+        return cmd_version(argc);
+    if ((rc = spotdb_open(&db, conninfo, NULL)) != 0)
+        return fail(NULL, rc);
+    rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate(db, argc, argv)
+                                     : cmd_status(db, argc, argv);
+    spotdb_close(db);
+    return rc;
+}
