@@ -30,10 +30,13 @@ static const char fingerprint_sql[] =
     "    AND NOT EXISTS (SELECT 1 FROM pg_depend d"
     "      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid"
     "        AND d.deptype = 'e'))"
-    " SELECT 'relation', relname, relkind::text FROM rels"
+    " SELECT 'relation', relname, CASE relkind WHEN 'r' THEN 'table'"
+    "   WHEN 'v' THEN 'view' WHEN 'p' THEN 'partitioned table'"
+    "   ELSE 'materialized view' END FROM rels"
     " UNION ALL"
     " SELECT 'column', r.relname, format('#%s %s %s%s%s',"
-    "   row_number() OVER (PARTITION BY r.oid ORDER BY a.attnum),"
+    "   lpad((row_number() OVER (PARTITION BY r.oid ORDER BY a.attnum))::text,"
+    "        3, '0'),"
     "   quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),"
     "   CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END,"
     "   COALESCE(' DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid), ''))"
@@ -185,30 +188,50 @@ static void append(char *buf, size_t bufsz, const char *s)
         snprintf(buf + n, bufsz - n, "%s", s);
 }
 
+/* Whether line is the "relation X" or "function X" fact of its object:
+ * the one line that stands for a whole missing object. */
+static bool is_object_line(const char *line)
+{
+    return strncmp(line, "relation ", 9) == 0 ||
+           strncmp(line, "function ", 9) == 0;
+}
+
+static void note(char *msg, size_t msgsz, size_t *n, const char *what,
+                 const char *line)
+{
+    if (++*n <= MAX_LISTED) {
+        append(msg, msgsz, what);
+        append(msg, msgsz, line);
+    }
+}
+
 /* Sorted merge of the two lists; writes the differences into msg and
- * returns their number. */
+ * returns their number.  An object missing altogether counts once, not
+ * once per column, index and constraint. */
 static size_t diff(fact_list *ref, fact_list *act, char *msg, size_t msgsz)
 {
     size_t i = 0, j = 0, n = 0;
 
+    for (size_t k = 0; k < ref->n; k++)
+        if (!names_object(act, ref->object[k]) && is_object_line(ref->line[k]))
+            note(msg, msgsz, &n, "; missing: ", ref->line[k]);
+    for (size_t k = 0; k < ref->n; k++)
+        if (!names_object(act, ref->object[k]))
+            ref->line[k][0] = '\0';    /* already reported */
     qsort(ref->line, ref->n, sizeof *ref->line, cmp_str);
     qsort(act->line, act->n, sizeof *act->line, cmp_str);
+    while (i < ref->n && !ref->line[i][0])
+        i++;
     while (i < ref->n || j < act->n) {
         int c = i == ref->n ? 1 : j == act->n ? -1
                                               : strcmp(ref->line[i], act->line[j]);
         if (c == 0) {
             i++, j++;
-            continue;
+        } else if (c < 0) {
+            note(msg, msgsz, &n, "; missing or different: ", ref->line[i++]);
+        } else {
+            note(msg, msgsz, &n, "; unexpected: ", act->line[j++]);
         }
-        if (++n <= MAX_LISTED) {
-            append(msg, msgsz, c < 0 ? "; missing or different: "
-                                     : "; unexpected: ");
-            append(msg, msgsz, c < 0 ? ref->line[i] : act->line[j]);
-        }
-        if (c < 0)
-            i++;
-        else
-            j++;
     }
     return n;
 }

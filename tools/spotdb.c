@@ -55,7 +55,9 @@ static const char usage_version[] =
 
 static int usage_error(const char *msg, const char *usage)
 {
-    fprintf(stderr, "spotdb: %s\n%s", msg, usage);
+    if (*msg)
+        fprintf(stderr, "spotdb: %s\n", msg);
+    fputs(usage, stderr);
     return EXIT_USAGE;
 }
 
@@ -98,60 +100,67 @@ static void format_time(char *buf, size_t sz, int64_t us)
 static void on_migration(const spotdb_migration_info *m, const char *sql,
                          void *payload)
 {
-    (void)payload;
+    int *changes = payload;
+
     if (sql) {
         printf("-- %04" PRId64 "_%s.sql (version %" PRId64 ")\n%s\n",
                m->version, m->name, m->version, sql);
     } else if (m->state == SPOTDB_MIGRATION_ADOPTED) {
         printf("adopted the existing schema as %04" PRId64 "_%s\n",
                m->version, m->name);
+        ++*changes;
     } else {
         printf("applied %04" PRId64 "_%s in %" PRId32 " ms\n", m->version,
                m->name, m->execution_ms);
+        ++*changes;
     }
     fflush(stdout);
 }
 
-static int cmd_migrate(spotdb_db *db, int argc, char **argv)
+/* Arguments are checked before connecting: a typo is a usage error
+ * whatever the state of the server. */
+static int parse_migrate(int argc, char **argv, spotdb_migrate_options *opts)
 {
-    spotdb_migrate_options opts = SPOTDB_MIGRATE_OPTIONS_INIT;
-    spotdb_status *before = NULL, *after = NULL;
-    int rc;
-
     for (int i = 1; i < argc; i++) {
         int64_t v;
 
         if (strcmp(argv[i], "--dry-run") == 0) {
-            opts.dry_run = 1;
+            opts->dry_run = 1;
         } else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
             if (!parse_int64(argv[++i], &v) || v <= 0)
                 return usage_error("--to takes a positive version number",
                                    usage_migrate);
-            opts.target_version = v;
+            opts->target_version = v;
         } else if (strcmp(argv[i], "--lock-timeout") == 0 && i + 1 < argc) {
             if (!parse_int64(argv[++i], &v) || v == 0 || v < -1 || v > INT32_MAX)
                 return usage_error("--lock-timeout takes a positive number of "
                                    "milliseconds, or -1", usage_migrate);
-            opts.lock_timeout_ms = (int32_t)v;
+            opts->lock_timeout_ms = (int32_t)v;
         } else {
             fprintf(stderr, "spotdb: migrate: unknown argument '%s'\n", argv[i]);
             return usage_error("", usage_migrate);
         }
     }
-    opts.callback = on_migration;
-    if ((rc = spotdb_status_get(&before, db)) != 0)
+    return 0;
+}
+
+static int cmd_migrate(spotdb_db *db, spotdb_migrate_options *opts)
+{
+    spotdb_status *st = NULL;
+    int changes = 0, rc;
+
+    opts->callback = on_migration;
+    opts->payload = &changes;
+    rc = spotdb_migrate(db, opts);
+    if (rc == 0 && !opts->dry_run)
+        rc = spotdb_status_get(&st, db);
+    if (rc != 0)
         return fail(db, rc);
-    rc = spotdb_migrate(db, &opts);
-    if (rc == 0)
-        rc = spotdb_status_get(&after, db);
-    if (rc == 0 && !opts.dry_run &&
-        after->current_version == before->current_version && before->tracked)
-        printf("up to date at version %" PRId64 "\n", after->current_version);
-    else if (rc == 0 && !opts.dry_run)
-        printf("now at version %" PRId64 "\n", after->current_version);
-    spotdb_status_free(before);
-    spotdb_status_free(after);
-    return rc == 0 ? EXIT_SUCCESS : fail(db, rc);
+    if (st)
+        printf("%s at version %" PRId64 "\n", changes ? "now" : "up to date",
+               st->current_version);
+    spotdb_status_free(st);
+    return EXIT_SUCCESS;
 }
 
 static const char *state_name(int state)
@@ -164,14 +173,11 @@ static const char *state_name(int state)
     }
 }
 
-static int cmd_status(spotdb_db *db, int argc, char **argv)
+static int cmd_status(spotdb_db *db)
 {
     spotdb_status *st;
     int rc;
 
-    (void)argv;
-    if (argc > 1)
-        return usage_error("status takes no arguments", usage_status);
     if ((rc = spotdb_status_get(&st, db)) != 0)
         return fail(db, rc);
     printf("schema version: %" PRId64 " (library embeds up to %" PRId64 ")\n",
@@ -217,6 +223,7 @@ static int cmd_version(int argc)
 
 int main(int argc, char **argv)
 {
+    spotdb_migrate_options mopts = SPOTDB_MIGRATE_OPTIONS_INIT;
     const char *conninfo = NULL, *cmd;
     int i = 1, rc;
     spotdb_db *db;
@@ -257,10 +264,14 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "version") == 0)
         return cmd_version(argc);
+    if (strcmp(cmd, "status") == 0 && argc > 1)
+        return usage_error("status takes no arguments", usage_status);
+    if (strcmp(cmd, "migrate") == 0 &&
+        (rc = parse_migrate(argc, argv, &mopts)) != 0)
+        return rc;
     if ((rc = spotdb_open(&db, conninfo, NULL)) != 0)
         return fail(NULL, rc);
-    rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate(db, argc, argv)
-                                     : cmd_status(db, argc, argv);
+    rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate(db, &mopts) : cmd_status(db);
     spotdb_close(db);
     return rc;
 }

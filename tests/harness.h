@@ -1,0 +1,56 @@
+/*
+ * Test harness shared by the Check suites that talk to PostgreSQL.
+ *
+ * The server is the private one that tools/run starts (or the one
+ * DATABASE_URL names): SPOTDB_TEST_DATABASE_URL, else DATABASE_URL, is an
+ * administrative connection that may CREATE DATABASE.  Each test case gets
+ * a fresh database of its own, dropped at the end.  Without a server the
+ * suites fail loudly: a database test never skips silently.
+ */
+#ifndef SPOTDB_TEST_HARNESS_H
+#define SPOTDB_TEST_HARNESS_H
+
+#include <check.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+/* The administrative URL; aborts the test when none is configured. */
+const char *th_admin_url(void);
+
+/* Create an empty database; returns its conninfo (static storage, valid
+ * until the next th_db_create) and records its name for th_db_drop. */
+const char *th_db_create(void);
+/* Drop the database th_db_create made (FORCE: closes its sessions). */
+void th_db_drop(void);
+/* Name of the current test database. */
+const char *th_db_name(void);
+/* A conninfo like `base` with dbname replaced (malloc'd). */
+char *th_conninfo_with_db(const char *base, const char *dbname);
+
+/* A raw libpq connection for checking outcomes independently of the
+ * library; fails the test when it cannot connect. */
+PGconn *th_connect(const char *conninfo);
+/* Run SQL that must succeed (fails the test otherwise). */
+void th_exec(PGconn *c, const char *sql);
+/* First column of the first row as a malloc'd string, NULL for SQL NULL
+ * or no row. */
+char *th_scalar(PGconn *c, const char *sql);
+/* First column of the first row as a number (-1 for NULL or no row). */
+long th_count(PGconn *c, const char *sql);
+/* Run every statement of a SQL file, ignoring failures, as psql does by
+ * default; returns the number of statements that failed. */
+int th_exec_file_like_psql(PGconn *c, const char *path);
+/* Read a whole file (malloc'd, NUL-terminated). */
+char *th_read_file(const char *path);
+
+/* Path of a file under tests/ in the source tree. */
+const char *th_source_path(const char *relative);
+
+/* Fixture pair for tcase_add_checked_fixture: one database per test. */
+void th_setup_db(void);
+void th_teardown_db(void);
+
+/* Run the suites, print Check's summary, return the exit status. */
+int th_run(Suite *s);
+
+#endif

@@ -1,0 +1,2 @@
+-- Never reached: 0002 fails first.
+CREATE TABLE never_d (id integer);

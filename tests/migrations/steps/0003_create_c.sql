@@ -1,0 +1,1 @@
+CREATE TABLE step_c (note text DEFAULT 'semi;colon' NOT NULL);
