@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "internal.h"
@@ -486,6 +489,56 @@ START_TEST(eight_threads_migrate_once)
 }
 END_TEST
 
+static const char sleepy_sql[] = "CREATE TABLE sleepy (id int);\nSELECT pg_sleep(60);\n";
+static const spotdb__migration sleepy_items[] = {
+    { 1, "sleepy", "0001_sleepy.sql",
+      "0000000000000000000000000000000000000000000000000000000000000000",
+      sleepy_sql, sizeof sleepy_sql - 1 },
+};
+static const spotdb__migration_set sleepy_set = { sleepy_items, 1, 0 };
+
+static long advisory_locks(void)
+{
+    return th_count(raw, "SELECT count(*) FROM pg_locks WHERE locktype = "
+                         "'advisory' AND granted");
+}
+
+START_TEST(killed_migrator_releases_the_lock)
+{
+    struct timespec t0;
+    pid_t pid;
+    double ms;
+
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        spotdb_db *h = NULL;
+        char *ci = conninfo();
+        if (spotdb_open(&h, ci, NULL) == 0)
+            spotdb__migrate_set(h, &sleepy_set, NULL);
+        _exit(0);
+    }
+    /* wait until the child sleeps inside its migration, lock held */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (th_count(raw, "SELECT count(*) FROM pg_stat_activity WHERE "
+                         "query LIKE 'SELECT pg_sleep(60)%'") == 0)
+        ck_assert_msg(elapsed_ms(&t0) < 10000, "the migrator never started");
+    ck_assert_int_eq(advisory_locks(), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (advisory_locks() > 0)
+        ck_assert_msg(elapsed_ms(&t0) < 5000, "lock still held after 5 s");
+    ms = elapsed_ms(&t0);
+    ck_assert_msg(ms < 3000, "lock released after %.0f ms", ms);
+    /* the interrupted migration left nothing; the next run succeeds */
+    ck_assert(!relation_exists("sleepy"));
+    ck_assert(!relation_exists("spotdb_schema_migrations"));
+    ck_assert_int_eq(spotdb_migrate(db, NULL), 0);
+    ck_assert_int_eq(tracked_rows(), 1);
+}
+END_TEST
+
 /* ---- adoption --------------------------------------------------------- */
 
 static void build_by_hand(void)
@@ -640,6 +693,7 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, embedded_list);
     tcase_add_test(tc, lock_timeout_gives_elocked);
     tcase_add_test(tc, eight_threads_migrate_once);
+    tcase_add_test(tc, killed_migrator_releases_the_lock);
     tcase_add_test(tc, hand_built_database_is_adopted);
     tcase_add_test(tc, adoption_dry_run_changes_nothing);
     tcase_add_test(tc, partial_database_is_refused_with_differences);
