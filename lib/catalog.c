@@ -307,17 +307,47 @@ static int probe_facts(spotdb_db *db, const spotdb__migration *m,
     return rc;
 }
 
+/* The common case, a new database, needs no probe: a schema with no
+ * table, view or function of its own holds none of the migration's. */
+static int schema_is_empty(spotdb_db *db, bool *empty)
+{
+    PGresult *res = spotdb__exec(
+        db,
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_class"
+        "  WHERE relnamespace = current_schema()::regnamespace"
+        "    AND relkind IN ('r', 'v', 'p', 'm'))"
+        " AND NOT EXISTS (SELECT 1 FROM pg_proc p"
+        "  WHERE pronamespace = current_schema()::regnamespace"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+        "      WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"
+        "        AND d.deptype = 'e'))",
+        "looking at the current schema");
+
+    if (!res)
+        return db->errcode;
+    *empty = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
 int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
                             int *match)
 {
     char target[256], target_q[260];
     fact_list ref = { 0 }, act = { 0 };
     char msg[SPOTDB__ERRMSG_MAX] = "";
+    bool empty = false;
     int rc;
 
     *match = SPOTDB__CATALOG_DIFFERENT;
     if ((rc = current_schema(db, target, target_q, sizeof target)) != 0)
         return rc;
+    if ((rc = schema_is_empty(db, &empty)) != 0)
+        return rc;
+    if (empty) {
+        *match = SPOTDB__CATALOG_ABSENT;
+        return 0;
+    }
     if ((rc = spotdb__command(db, "SAVEPOINT spotdb_probe", "savepoint")) != 0)
         return rc;
     rc = probe_facts(db, m, target_q, &ref);

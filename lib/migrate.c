@@ -611,7 +611,8 @@ static int fill_status(spotdb_status *st, const spotdb__migration_set *set,
 }
 
 /* Without a tracking table: is there a v1 schema to adopt?  Probed in a
- * transaction that is rolled back, so nothing changes. */
+ * transaction that is rolled back, so nothing changes.  A role that may
+ * not create the scratch schema still gets a status, with -1 here. */
 static int probe_unversioned(spotdb_db *db, const spotdb__migration_set *set,
                              int32_t *out)
 {
@@ -625,8 +626,8 @@ static int probe_unversioned(spotdb_db *db, const spotdb__migration_set *set,
         rc = spotdb__catalog_compare(db, m, &match);
     if (m && own_tx)
         abort_tx(db);
-    *out = match;
-    return rc;
+    *out = rc == 0 ? match : -1;
+    return rc == SPOTDB_ECONN || rc == SPOTDB_ENOMEM ? rc : 0;
 }
 
 int spotdb__status_set(spotdb_status **out, spotdb_db *db,

@@ -184,6 +184,41 @@ START_TEST(status_of_empty_database)
 }
 END_TEST
 
+START_TEST(status_for_a_role_that_cannot_probe)
+{
+    spotdb_db *h = NULL;
+    spotdb_status *st = NULL;
+    char sql[256], *ci, *role_ci;
+    size_t n;
+
+    /* a table, so the probe is needed; a role that may not create schemas */
+    th_exec(raw, "CREATE TABLE inventory (sku text); GRANT USAGE ON SCHEMA public TO PUBLIC");
+    snprintf(sql, sizeof sql, "CREATE ROLE %s_ro LOGIN", th_db_name());
+    th_exec(raw, sql);
+    ci = conninfo();
+    n = strlen(ci) + 128;
+    role_ci = malloc(n);
+    snprintf(role_ci, n, "%s user=%s_ro", ci, th_db_name());
+    ck_assert_msg(spotdb_open(&h, role_ci, NULL) == 0, "%s", spotdb_last_errmsg());
+    ck_assert_int_eq(spotdb_status_get(&st, h), 0);
+    ck_assert_int_eq(st->tracked, 0);
+    ck_assert_int_eq(st->unversioned_schema, -1);
+    ck_assert_str_eq(spotdb_errmsg(h), "");
+    spotdb_status_free(st);
+    /* migrate says why it cannot go on */
+    ck_assert_int_ne(spotdb_migrate(h, NULL), 0);
+    ck_assert_msg(strstr(spotdb_errmsg(h), "permission denied") != NULL, "%s", spotdb_errmsg(h));
+    spotdb_close(h);
+    snprintf(sql, sizeof sql, "DROP OWNED BY %s_ro; DROP ROLE %s_ro", th_db_name(), th_db_name());
+    PQfinish(raw);
+    th_db_drop();
+    raw = th_connect(th_admin_url());
+    th_exec(raw, sql);
+    free(ci);
+    free(role_ci);
+}
+END_TEST
+
 /* ---- failures --------------------------------------------------------- */
 
 START_TEST(failing_migration_rolls_back)
@@ -681,6 +716,7 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, fresh_database_reaches_latest);
     tcase_add_test(tc, rerun_is_a_no_op);
     tcase_add_test(tc, status_of_empty_database);
+    tcase_add_test(tc, status_for_a_role_that_cannot_probe);
     tcase_add_test(tc, failing_migration_rolls_back);
     tcase_add_test(tc, syntax_error_names_line_and_column);
     tcase_add_test(tc, unterminated_quote_is_refused_before_running);

@@ -187,6 +187,9 @@ static int cmd_status(spotdb_db *db)
     else if (!st->tracked && st->unversioned_schema == 2)
         printf("unversioned, partial or different schema found: "
                "'spotdb migrate' will refuse it and list the differences\n");
+    else if (!st->tracked && st->unversioned_schema < 0)
+        printf("no tracking table, and this role may not probe for a "
+               "hand-built schema (it needs CREATE on the database)\n");
     printf("applied:%s\n", st->applied_count ? "" : " none");
     for (size_t i = 0; i < st->applied_count; i++) {
         char when[64];

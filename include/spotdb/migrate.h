@@ -67,7 +67,10 @@ typedef struct spotdb_status {
                                      object of schema v1 exists, 1 when all
                                      do exactly (the next migrate adopts
                                      them), 2 when some do or differ (the
-                                     next migrate refuses) */
+                                     next migrate refuses), -1 when the
+                                     role may not run the probe (it needs
+                                     CREATE on the database); always 0
+                                     with a tracking table */
     size_t applied_count;     /**< entries in `applied` */
     spotdb_migration_info *applied; /**< recorded migrations, oldest first;
                                          state APPLIED, CHANGED or UNKNOWN */
