@@ -236,35 +236,6 @@ static size_t diff(fact_list *ref, fact_list *act, char *msg, size_t msgsz)
     return n;
 }
 
-static int build_probe(spotdb_db *db, const spotdb__migration *m)
-{
-    char *copy;
-    spotdb__stmt *stmts;
-    long n = spotdb__sql_split(m->sql, m->sql_len, NULL, 0, NULL);
-    int rc = 0;
-
-    if (n < 0)
-        return spotdb__fail(db, SPOTDB_ERROR, "%s cannot be split into "
-                            "statements", m->filename);
-    stmts = calloc((size_t)n + 1, sizeof *stmts);
-    copy = malloc(m->sql_len + 1);
-    if (!stmts || !copy) {
-        free(stmts);
-        free(copy);
-        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-    }
-    spotdb__sql_split(m->sql, m->sql_len, stmts, (size_t)n, NULL);
-    memcpy(copy, m->sql, m->sql_len + 1);
-    for (long k = 0; k < n && rc == 0; k++) {
-        copy[stmts[k].offset + stmts[k].length] = '\0';
-        rc = spotdb__command(db, copy + stmts[k].offset,
-                             "building the reference catalog");
-    }
-    free(stmts);
-    free(copy);
-    return rc;
-}
-
 /* The current schema, bare and as PostgreSQL prints it qualified. */
 static int current_schema(spotdb_db *db, char *bare, char *quoted, size_t sz)
 {
@@ -297,7 +268,8 @@ static int probe_facts(spotdb_db *db, const spotdb__migration *m,
                              ", ' || current_setting('search_path'), true)",
                              "setting search_path");
     if (rc == 0)
-        rc = build_probe(db, m);
+        rc = spotdb__run_script(db, m, "building the reference catalog from ",
+                                "");
     if (rc == 0)
         rc = spotdb__command(db, "SELECT set_config('search_path', "
                                  "'pg_catalog', true)",

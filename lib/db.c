@@ -8,17 +8,26 @@
 
 #include "internal.h"
 
-int spotdb_open_options_init(spotdb_open_options *opts, unsigned int version)
+/* Every option struct starts with its unsigned version, and zero is the
+ * default of every other member. */
+int spotdb__options_init(void *opts, size_t size, unsigned int version,
+                         unsigned int expected, const char *fn)
 {
     spotdb__clear_last_error();
-    if (!opts || version != SPOTDB_OPEN_OPTIONS_VERSION)
+    if (!opts || version != expected)
         return spotdb__fail(NULL, SPOTDB_EINVAL,
-                            "spotdb_open_options_init: opts must not be NULL "
-                            "and version must be %d",
-                            SPOTDB_OPEN_OPTIONS_VERSION);
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
+                            "%s: opts must not be NULL and version must be %u",
+                            fn, expected);
+    memset(opts, 0, size);
+    memcpy(opts, &version, sizeof version);
     return 0;
+}
+
+int spotdb_open_options_init(spotdb_open_options *opts, unsigned int version)
+{
+    return spotdb__options_init(opts, sizeof *opts, version,
+                                SPOTDB_OPEN_OPTIONS_VERSION,
+                                "spotdb_open_options_init");
 }
 
 static char *dup_or_null(const char *s, bool *oom)

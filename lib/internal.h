@@ -87,6 +87,9 @@ PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
                               const char *const *params, const char *what);
 /* Run a command whose result is not needed; returns 0 or a spotdb code. */
 int spotdb__command(spotdb_db *db, const char *sql, const char *what);
+/* Body of the public *_options_init functions. */
+int spotdb__options_init(void *opts, size_t size, unsigned int version,
+                         unsigned int expected, const char *fn);
 
 /* ---- sqlsplit.c -------------------------------------------------------- */
 
@@ -126,6 +129,15 @@ typedef struct spotdb__migration_set {
      * disables adoption (test sets). */
     int64_t adoptable_version;
 } spotdb__migration_set;
+
+/* ---- script.c ---------------------------------------------------------- */
+
+/* Run the statements of m one by one in the caller's transaction.  A
+ * failure is recorded as "<prefix><file> failed at statement N (line L,
+ * column C)<suffix>: <server message>", with the code the SQLSTATE maps
+ * to (SPOTDB_ERROR for a file that cannot be split). */
+int spotdb__run_script(spotdb_db *db, const spotdb__migration *m,
+                       const char *prefix, const char *suffix);
 
 /* The set embedded from sql/ (generated file). */
 extern const spotdb__migration_set spotdb__builtin_migrations;

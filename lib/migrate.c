@@ -50,15 +50,9 @@ typedef struct applied_list {
 int spotdb_migrate_options_init(spotdb_migrate_options *opts,
                                 unsigned int version)
 {
-    spotdb__clear_last_error();
-    if (!opts || version != SPOTDB_MIGRATE_OPTIONS_VERSION)
-        return spotdb__fail(NULL, SPOTDB_EINVAL,
-                            "spotdb_migrate_options_init: opts must not be "
-                            "NULL and version must be %d",
-                            SPOTDB_MIGRATE_OPTIONS_VERSION);
-    memset(opts, 0, sizeof *opts);
-    opts->version = version;
-    return 0;
+    return spotdb__options_init(opts, sizeof *opts, version,
+                                SPOTDB_MIGRATE_OPTIONS_VERSION,
+                                "spotdb_migrate_options_init");
 }
 
 size_t spotdb_migration_embedded_count(void)
@@ -224,82 +218,20 @@ static int verify_history(spotdb_db *db, const spotdb__migration_set *set,
 
 /* ---- running one migration -------------------------------------------- */
 
-/* Byte offset of the pos-th character (1-based, as the server counts) of
- * a statement. */
-static size_t char_to_byte(const char *s, size_t len, long pos)
+/* The migration's statements, with a failure that says where the database
+ * stays; a statement the server rejects is a failed migration. */
+static int run_migration(spotdb_db *db, const spotdb__migration *m,
+                         int64_t previous)
 {
-    size_t i = 0;
+    char outcome[96];
+    int rc;
 
-    for (long c = 1; c < pos && i < len; c++) {
-        i++;
-        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
-            i++;
-    }
-    return i;
-}
-
-static int statement_failed(spotdb_db *db, const spotdb__migration *m,
-                            const spotdb__stmt *st, long index, PGresult *res,
-                            int64_t previous)
-{
-    const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
-    size_t at = st->offset;
-    unsigned line, col;
-
-    if (pos)
-        at += char_to_byte(m->sql + st->offset, st->length, strtol(pos, NULL, 10));
-    spotdb__line_col(m->sql, at, &line, &col);
-    return spotdb__fail_result(db, res,
-                               "migration %s failed at statement %ld (line %u, "
-                               "column %u) and was rolled back; the database "
-                               "stays at version %" PRId64,
-                               m->filename, index + 1, line, col, previous);
-}
-
-/* Run the statements of m one by one (so a failure names its statement);
- * the caller holds the transaction. */
-static int run_statements(spotdb_db *db, const spotdb__migration *m,
-                          int64_t previous)
-{
-    size_t bad = 0;
-    long n = spotdb__sql_split(m->sql, m->sql_len, NULL, 0, &bad);
-    spotdb__stmt *stmts;
-    char *copy;
-    int rc = 0;
-
-    if (n < 0) {
-        unsigned line, col;
-        spotdb__line_col(m->sql, bad, &line, &col);
-        return spotdb__fail(db, SPOTDB_EMIGRATE,
-                            "migration %s: unterminated quote or comment "
-                            "starting at line %u, column %u",
-                            m->filename, line, col);
-    }
-    stmts = calloc((size_t)n + 1, sizeof *stmts);
-    copy = malloc(m->sql_len + 1);
-    if (!stmts || !copy) {
-        free(stmts);
-        free(copy);
-        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-    }
-    spotdb__sql_split(m->sql, m->sql_len, stmts, (size_t)n, NULL);
-    memcpy(copy, m->sql, m->sql_len + 1);
-    for (long k = 0; k < n && rc == 0; k++) {
-        PGresult *res;
-
-        copy[stmts[k].offset + stmts[k].length] = '\0';
-        res = PQexec(db->conn, copy + stmts[k].offset);
-        if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK &&
-                     PQresultStatus(res) != PGRES_TUPLES_OK)) {
-            rc = statement_failed(db, m, &stmts[k], k, res, previous);
-            if (rc == SPOTDB_ESQL || rc == SPOTDB_EINVAL ||
-                rc == SPOTDB_ECONFLICT || rc == SPOTDB_EREFERENCE)
-                rc = db->errcode = SPOTDB_EMIGRATE;
-        }
-        PQclear(res);
-    }
-    free(stmts);
-    free(copy);
+    snprintf(outcome, sizeof outcome, " and was rolled back; the database "
+             "stays at version %" PRId64, previous);
+    rc = spotdb__run_script(db, m, "migration ", outcome);
+    if (rc == SPOTDB_ESQL || rc == SPOTDB_EINVAL || rc == SPOTDB_ECONFLICT ||
+        rc == SPOTDB_EREFERENCE || rc == SPOTDB_ERROR)
+        rc = db->errcode = SPOTDB_EMIGRATE;
     return rc;
 }
 
@@ -354,7 +286,7 @@ static int apply_one(spotdb_db *db, const spotdb__migration *m,
     if (rc == 0)
         rc = spotdb__command(db, tracking_ddl, "creating the tracking table");
     if (rc == 0)
-        rc = run_statements(db, m, previous);
+        rc = run_migration(db, m, previous);
     ms = (int32_t)((now_us(CLOCK_MONOTONIC) - t0) / 1000);
     if (rc == 0)
         rc = record(db, m, ms);
