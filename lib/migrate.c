@@ -18,7 +18,7 @@
 
 /* "spotdb" in ASCII, then the lock's own number: a constant any tool can
  * look up in pg_locks (classid 0x73706f74, objid 0x64620001). */
-#define MIGRATE_LOCK_KEY "8317133223893549057"
+#define MIGRATE_LOCK_KEY "8318271057444339713"
 #define DEFAULT_LOCK_TIMEOUT_MS 60000
 
 static const char tracking_ddl[] =

@@ -18,7 +18,7 @@
 extern const spotdb__migration_set th_steps_set;
 extern const spotdb__migration_set th_failing_set;
 
-#define LOCK_KEY "8317133223893549057"
+#define LOCK_KEY "8318271057444339713"
 
 static spotdb_db *db;
 static PGconn *raw;
@@ -467,6 +467,10 @@ START_TEST(lock_timeout_gives_elocked)
     double ms;
 
     th_exec(raw, "SELECT pg_advisory_lock(" LOCK_KEY ")");
+    /* the key reads "spotdb" in pg_locks, as migrate.c says */
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM pg_locks WHERE locktype = "
+                                   "'advisory' AND classid = x'73706f74'::int::oid "
+                                   "AND objid = x'64620001'::int::oid"), 1);
     o.lock_timeout_ms = 300;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ck_assert_int_eq(spotdb_migrate(db, &o), SPOTDB_ELOCKED);
