@@ -18,6 +18,7 @@
 
 typedef struct span {
     size_t start, end;              /* [start, end) */
+    bool split;                     /* raw: also mask its pieces */
 } span;
 
 typedef struct spans {
@@ -26,7 +27,7 @@ typedef struct spans {
     bool overflow;
 } spans;
 
-static void add_span(spans *sp, size_t start, size_t end)
+static void add_span_split(spans *sp, size_t start, size_t end, bool split)
 {
     if (end <= start)
         return;
@@ -36,7 +37,13 @@ static void add_span(spans *sp, size_t start, size_t end)
     }
     sp->s[sp->n].start = start;
     sp->s[sp->n].end = end;
+    sp->s[sp->n].split = split;
     sp->n++;
+}
+
+static void add_span(spans *sp, size_t start, size_t end)
+{
+    add_span_split(sp, start, end, true);
 }
 
 static bool ends_value(char c)
@@ -45,7 +52,7 @@ static bool ends_value(char c)
 }
 
 /* password=value, keyword case-insensitive, value quoted or bare. */
-static void find_keyword_values(const char *t, spans *sp)
+static void find_keyword_values(const char *t, spans *sp, bool raw)
 {
     static const char kw[] = "password";
     size_t len = strlen(t);
@@ -58,17 +65,52 @@ static void find_keyword_values(const char *t, spans *sp)
             continue;
         while (t[j] == ' ' || t[j] == '\t')
             j++;
-        if (t[j] != '=')
+        if (t[j] != '=') {
+            /* "?password..." without '=': libpq quotes the parameter. */
+            if (raw && j > i + sizeof kw - 1 && t[j] && !isspace((unsigned char)t[j])) {
+                /* "password secret" in settings: a missing '=' makes
+                 * libpq misread what follows, and it may quote the
+                 * secret as a keyword. */
+                start = j;
+                while (t[j] && !isspace((unsigned char)t[j]))
+                    j++;
+                add_span(sp, start, j);
+            } else if (in_uri) {
+                start = i + sizeof kw - 1;
+                for (j = start; !ends_value(t[j]) && t[j] != '&' &&
+                                t[j] != '#'; j++)
+                    ;
+                add_span(sp, start, j);
+            }
             continue;
+        }
         j++;
         while (t[j] == ' ' || t[j] == '\t')
             j++;
         start = j;
-        if (t[j] == '\'') {
-            for (j++; t[j] && t[j] != '\''; j++)
-                if (t[j] == '\\' && t[j + 1])
+        if (t[j] == '\'' || t[j] == '"') {
+            char q = t[j];
+
+            for (;;) {
+                for (j++; t[j] && t[j] != q; j++)
+                    if (t[j] == '\\' && t[j + 1])
+                        j++;
+                if (t[j] == q && t[j + 1] == q) {   /* SQL-style '' */
                     j++;
+                    continue;
+                }
+                break;
+            }
             add_span(sp, start + 1, j);
+            if (t[j] == q) {
+                /* Text glued to the closing quote is value too. */
+                size_t g = ++j;
+
+                while (!ends_value(t[j]) && t[j] != q &&
+                       !(in_uri && (t[j] == '&' || t[j] == '#')))
+                    j++;
+                add_span(sp, g, j);
+            }
         } else {
             while (!ends_value(t[j]) && !(in_uri && (t[j] == '&' || t[j] == '#')))
                 j++;
@@ -86,6 +128,23 @@ static bool all_digits(const char *t, size_t start, size_t end)
     return end > start;
 }
 
+/* libpq's own rule: the user info runs to the first '@' unless a '/'
+ * comes first, blanks, '?', '#' and quotes included; the password is what
+ * follows its first ':'. */
+static void find_libpq_userinfo(const char *t, size_t base, spans *sp)
+{
+    size_t k = base, colon = 0;
+    bool has_colon = false;
+
+    for (; t[k] && t[k] != '@' && t[k] != '/' && t[k] != '\n'; k++)
+        if (t[k] == ':' && !has_colon) {
+            colon = k;
+            has_colon = true;
+        }
+    if (t[k] == '@' && has_colon)
+        add_span(sp, colon + 1, k);
+}
+
 /* scheme://user:secret@host...: the user info ends at the last '@' before
  * the query, so a password holding a raw '/' is still caught.  Without an
  * '@' (a truncated or malformed URI) whatever follows the first ':' is
@@ -96,6 +155,7 @@ static void find_uri_userinfo(const char *t, spans *sp)
         size_t base = (size_t)(p + 3 - t), end = base, at = 0, colon = 0;
         bool has_at = false, has_colon = false;
 
+        find_libpq_userinfo(t, base, sp);
         while (!ends_value(t[end]) && t[end] != '?' && t[end] != '#') {
             if (t[end] == '@') {
                 at = end;
@@ -117,8 +177,11 @@ static void find_uri_userinfo(const char *t, spans *sp)
             size_t stop = colon + 1;
             while (stop < end && t[stop] != '/')
                 stop++;
-            if (!all_digits(t, colon + 1, stop))
-                add_span(sp, colon + 1, end);
+            if (!all_digits(t, colon + 1, stop)) {
+                /* libpq reads "u:secret/db" as host u, port secret. */
+                add_span_split(sp, colon + 1, stop, false);
+                add_span_split(sp, colon + 1, end, false);
+            }
         }
     }
 }
@@ -208,6 +271,32 @@ static void emit(char *out, size_t outsz, const char *t, spans *sp)
     out[o] = '\0';
 }
 
+/* libpq's tokenizers may cut a value where these rules do not (a raw '@'
+ * or '/' in a URI password, SQL-style quotes, a keyword that swallows the
+ * next one) and then quote just a piece: mask each piece of at least
+ * MIN_PIECE bytes, raw and decoded, wherever it appears. */
+#define MIN_PIECE 4
+static void mask_pieces(spans *sp, const char *t, const char *v, size_t n)
+{
+    static const char seps[] = " \t\r\n'\"\\@/:?&#=[],";
+    char buf[1024];
+
+    for (size_t i = 0; i < n;) {
+        size_t k = i;
+
+        while (k < n && !strchr(seps, v[k]))
+            k++;
+        if (k - i >= MIN_PIECE && k - i < n && k - i < sizeof buf) {
+            memcpy(buf, v + i, k - i);
+            buf[k - i] = '\0';
+            mask_literal(sp, t, buf, k - i);
+            percent_decode(buf, v + i, k - i);
+            mask_literal(sp, t, buf, strlen(buf));
+        }
+        i = k + 1;
+    }
+}
+
 /* Secrets hidden in a raw connection string that libpq could not parse:
  * the same rules find them, and they are then masked wherever they appear
  * in the message, also when quoted alone. */
@@ -216,7 +305,7 @@ static void collect_raw(spans *sp, const char *t, const char *raw)
     spans rs = { .n = 0, .overflow = false };
     char buf[1024];
 
-    find_keyword_values(raw, &rs);
+    find_keyword_values(raw, &rs, true);
     find_uri_userinfo(raw, &rs);
     if (rs.overflow)
         sp->overflow = true;
@@ -232,12 +321,14 @@ static void collect_raw(spans *sp, const char *t, const char *raw)
         mask_literal(sp, t, buf, n);
         percent_decode(buf, raw + rs.s[k].start, n);
         mask_literal(sp, t, buf, strlen(buf));
+        if (rs.s[k].split)
+            mask_pieces(sp, t, raw + rs.s[k].start, n);
     }
 }
 
 static void collect(spans *sp, const char *t, const char *const *secrets)
 {
-    find_keyword_values(t, sp);
+    find_keyword_values(t, sp, false);
     find_uri_userinfo(t, sp);
     for (size_t k = 0; secrets && secrets[k]; k++) {
         size_t slen = strlen(secrets[k]);

@@ -19,6 +19,9 @@ extern const spotdb__migration_set th_steps_set;
 extern const spotdb__migration_set th_failing_set;
 
 #define LOCK_KEY "8318271057444339713"
+/* pg_locks is cluster-wide; other suites run at the same time */
+#define THIS_DB "database = (SELECT oid FROM pg_database " \
+                "WHERE datname = current_database())"
 
 static spotdb_db *db;
 static PGconn *raw;
@@ -137,7 +140,7 @@ START_TEST(fresh_database_reaches_latest)
 
     /* the advisory lock was released */
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM pg_locks "
-                                   "WHERE locktype = 'advisory'"), 0);
+                                   "WHERE locktype = 'advisory' AND " THIS_DB), 0);
 }
 END_TEST
 
@@ -238,7 +241,7 @@ START_TEST(failing_migration_rolls_back)
     ck_assert(!relation_exists("broken_b"));
     ck_assert(!relation_exists("never_d"));
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM pg_locks "
-                                   "WHERE locktype = 'advisory'"), 0);
+                                   "WHERE locktype = 'advisory' AND " THIS_DB), 0);
     /* the handle is still usable */
     ck_assert_int_eq(spotdb__status_set(&st, db, &th_failing_set), 0);
     ck_assert_int_eq(st->current_version, 1);
@@ -469,7 +472,7 @@ START_TEST(lock_timeout_gives_elocked)
     th_exec(raw, "SELECT pg_advisory_lock(" LOCK_KEY ")");
     /* the key reads "spotdb" in pg_locks, as migrate.c says */
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM pg_locks WHERE locktype = "
-                                   "'advisory' AND classid = x'73706f74'::int::oid "
+                                   "'advisory' AND " THIS_DB " AND classid = x'73706f74'::int::oid "
                                    "AND objid = x'64620001'::int::oid"), 1);
     o.lock_timeout_ms = 300;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -539,7 +542,7 @@ static const spotdb__migration_set sleepy_set = { sleepy_items, 1, 0 };
 static long advisory_locks(void)
 {
     return th_count(raw, "SELECT count(*) FROM pg_locks WHERE locktype = "
-                         "'advisory' AND granted");
+                         "'advisory' AND granted AND " THIS_DB);
 }
 
 START_TEST(killed_migrator_releases_the_lock)
