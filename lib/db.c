@@ -120,9 +120,10 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
         return spotdb__fail(NULL, SPOTDB_EINVAL,
                             "spotdb_open: out must not be NULL");
     *out = NULL;
-    if (opts && opts->version != SPOTDB_OPEN_OPTIONS_VERSION)
+    /* Any version up to ours is one this library knows how to read. */
+    if (opts && (opts->version == 0 || opts->version > SPOTDB_OPEN_OPTIONS_VERSION))
         return spotdb__fail(NULL, SPOTDB_EINVAL,
-                            "spotdb_open: opts->version is %u, expected %d",
+                            "spotdb_open: opts->version is %u, expected 1 to %d",
                             opts->version, SPOTDB_OPEN_OPTIONS_VERSION);
     if (opts && opts->connect_timeout_s < 0)
         return spotdb__fail(NULL, SPOTDB_EINVAL,

@@ -340,10 +340,10 @@ static int adopt(spotdb_db *db, const spotdb__migration_set *set,
 static int check_options(spotdb_db *db, const spotdb__migration_set *set,
                          const spotdb_migrate_options *o)
 {
-    if (o->version != SPOTDB_MIGRATE_OPTIONS_VERSION)
+    if (o->version == 0 || o->version > SPOTDB_MIGRATE_OPTIONS_VERSION)
         return spotdb__fail(db, SPOTDB_EINVAL,
-                            "spotdb_migrate: opts->version is %u, expected %d",
-                            o->version, SPOTDB_MIGRATE_OPTIONS_VERSION);
+                            "spotdb_migrate: opts->version is %u, expected 1 "
+                            "to %d", o->version, SPOTDB_MIGRATE_OPTIONS_VERSION);
     if (o->target_version < 0 ||
         (o->target_version > 0 && !find(set, o->target_version)))
         return spotdb__fail(db, SPOTDB_EINVAL,

@@ -47,7 +47,8 @@ typedef enum spotdb_conn_source {
 /** Options of spotdb_open().  Initialise with SPOTDB_OPEN_OPTIONS_INIT or
  *  spotdb_open_options_init(); NULL options mean all defaults. */
 typedef struct spotdb_open_options {
-    /** Must be SPOTDB_OPEN_OPTIONS_VERSION. */
+    /** SPOTDB_OPEN_OPTIONS_VERSION of the headers the caller was compiled
+     *  with; a newer library reads every older version. */
     unsigned int version;
     /** application_name when the settings give none; NULL: "libspotdb". */
     const char *application_name;

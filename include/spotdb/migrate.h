@@ -96,7 +96,8 @@ typedef void (*spotdb_migrate_cb)(const spotdb_migration_info *m,
 
 /** Options of spotdb_migrate().  NULL options mean the defaults. */
 typedef struct spotdb_migrate_options {
-    /** Must be SPOTDB_MIGRATE_OPTIONS_VERSION. */
+    /** SPOTDB_MIGRATE_OPTIONS_VERSION of the headers the caller was
+     *  compiled with; a newer library reads every older version. */
     unsigned int version;
     /** Stop after this version; 0 means the newest embedded one. */
     int64_t target_version;
