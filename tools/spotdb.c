@@ -27,7 +27,8 @@ static const char usage_main[] =
     "Options:\n"
     "  -d, --database CONNINFO  libpq settings or URI; without it, DATABASE_URL,\n"
     "                           then POSTGRES_HOST/PORT/USER/PASSWORD/DB, then\n"
-    "                           libpq's PG* variables are used\n"
+    "                           libpq's PG* variables are used (keep passwords\n"
+    "                           out of it: other users can see a command line)\n"
     "  -h, --help               show this help; 'spotdb COMMAND --help' for one\n";
 
 static const char usage_migrate[] =
