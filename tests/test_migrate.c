@@ -23,6 +23,17 @@ extern const spotdb__migration_set th_failing_set;
 #define THIS_DB "database = (SELECT oid FROM pg_database " \
                 "WHERE datname = current_database())"
 
+/* A set of one migration, version 1, written inline; its checksum is
+ * never compared since these sets are only applied to new databases. */
+#define ONE_MIGRATION_SET(var, name, text)                                   \
+    static const char var##_sql[] = text;                                    \
+    static const spotdb__migration var##_items[] = {                         \
+        { 1, name, "0001_" name ".sql",                                      \
+          "0000000000000000000000000000000000000000000000000000000000000000", \
+          var##_sql, sizeof var##_sql - 1 },                                 \
+    };                                                                       \
+    static const spotdb__migration_set var##_set = { var##_items, 1, 0 }
+
 static spotdb_db *db;
 static PGconn *raw;
 
@@ -250,19 +261,13 @@ START_TEST(failing_migration_rolls_back)
 }
 END_TEST
 
-static const char syntax_sql[] =
+ONE_MIGRATION_SET(syntax, "syntax",
     "CREATE TABLE fine (id int);\n"
     "\n"
     "CREATE TABLE bad (\n"
     "    id int,\n"
     "  \xc3\xb1" "ame text nope\n"
-    ");\n";
-static const spotdb__migration syntax_items[] = {
-    { 1, "syntax", "0001_syntax.sql",
-      "0000000000000000000000000000000000000000000000000000000000000000",
-      syntax_sql, sizeof syntax_sql - 1 },
-};
-static const spotdb__migration_set syntax_set = { syntax_items, 1, 0 };
+    ");\n");
 
 START_TEST(syntax_error_names_line_and_column)
 {
@@ -280,13 +285,7 @@ START_TEST(syntax_error_names_line_and_column)
 }
 END_TEST
 
-static const char unterminated_sql[] = "CREATE TABLE x (id int);\nSELECT 'abc;\n";
-static const spotdb__migration unterminated_items[] = {
-    { 1, "open_quote", "0001_open_quote.sql",
-      "0000000000000000000000000000000000000000000000000000000000000000",
-      unterminated_sql, sizeof unterminated_sql - 1 },
-};
-static const spotdb__migration_set unterminated_set = { unterminated_items, 1, 0 };
+ONE_MIGRATION_SET(unterminated, "open_quote", "CREATE TABLE x (id int);\nSELECT 'abc;\n");
 
 START_TEST(unterminated_quote_is_refused_before_running)
 {
@@ -531,13 +530,7 @@ START_TEST(eight_threads_migrate_once)
 }
 END_TEST
 
-static const char sleepy_sql[] = "CREATE TABLE sleepy (id int);\nSELECT pg_sleep(60);\n";
-static const spotdb__migration sleepy_items[] = {
-    { 1, "sleepy", "0001_sleepy.sql",
-      "0000000000000000000000000000000000000000000000000000000000000000",
-      sleepy_sql, sizeof sleepy_sql - 1 },
-};
-static const spotdb__migration_set sleepy_set = { sleepy_items, 1, 0 };
+ONE_MIGRATION_SET(sleepy, "sleepy", "CREATE TABLE sleepy (id int);\nSELECT pg_sleep(60);\n");
 
 static long advisory_locks(void)
 {
