@@ -55,23 +55,21 @@ static void one_line(char *s)
             *p = ' ';
 }
 
+/* Recorded on the handle, which redacts with the password and settings it
+ * knows; spotdb_open hands the message on to the thread-local slot. */
 static int connect_failed(spotdb_db *db)
 {
     char reason[SPOTDB__ERRMSG_MAX];
     const char *host = PQhost(db->conn), *port = PQport(db->conn);
-    const char *secrets[3] = { db->password, getenv("PGPASSWORD"), NULL };
-    char msg[SPOTDB__ERRMSG_MAX], safe[SPOTDB__ERRMSG_MAX];
 
     snprintf(reason, sizeof reason, "%s", PQerrorMessage(db->conn));
     one_line(reason);
-    snprintf(msg, sizeof msg,
-             "cannot connect to PostgreSQL at host \"%s\" port %s "
-             "(settings from %s): %s",
-             host && *host ? host : "(default)",
-             port && *port ? port : "(default)",
-             spotdb__conn_source_name(db->source), reason);
-    spotdb__redact(safe, sizeof safe, msg, db->raw, secrets);
-    return spotdb__fail(NULL, SPOTDB_ECONN, "%s", safe);
+    return spotdb__fail(db, SPOTDB_ECONN,
+                        "cannot connect to PostgreSQL at host \"%s\" port %s "
+                        "(settings from %s): %s",
+                        host && *host ? host : "(default)",
+                        port && *port ? port : "(default)",
+                        spotdb__conn_source_name(db->source), reason);
 }
 
 /* The server's notices (CREATE ... IF NOT EXISTS skipping, RAISE NOTICE
@@ -142,12 +140,13 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
         db->conn = PQconnectdbParams(ci.keywords, ci.values, 0);
     spotdb__conninfo_free(&ci);
     if (oom || !db->conn)
-        rc = spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
+        rc = spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
     else if (PQstatus(db->conn) != CONNECTION_OK)
         rc = connect_failed(db);
-    else if ((rc = setup_session(db)) != 0)
-        spotdb__fail(NULL, rc, "%s", db->errmsg);
+    else
+        rc = setup_session(db);
     if (rc != 0) {
+        spotdb__fail(NULL, rc, "%s", db->errmsg);   /* no handle survives */
         spotdb_close(db);
         return rc;
     }

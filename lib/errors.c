@@ -3,7 +3,6 @@
  * in the handle for calls on one, in a thread-local slot otherwise.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -56,15 +55,10 @@ void spotdb__clear_error(spotdb_db *db)
  * of a connection string, and the handle knows its own password. */
 static void store(spotdb_db *db, const char *msg)
 {
-    const char *secrets[3] = { getenv("PGPASSWORD"),
-                               db ? db->password : NULL, NULL };
+    const char *secrets[2] = { db ? db->password : NULL, NULL };
     char *dst = db ? db->errmsg : last_errmsg;
     size_t dstsz = db ? sizeof db->errmsg : sizeof last_errmsg;
 
-    if (!secrets[0]) {
-        secrets[0] = secrets[1];
-        secrets[1] = NULL;
-    }
     spotdb__redact(dst, dstsz, msg, db ? db->raw : NULL, secrets);
 }
 

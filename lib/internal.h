@@ -51,8 +51,8 @@ void spotdb__clear_last_error(void);
 /* Copy `msg` into `out` (size `outsz`, always NUL-terminated) with every
  * password-looking part masked: values of password=..., the password of
  * URI user info, each of the `secrets` (NULL-terminated list, may be
- * NULL), and whatever those rules find in `raw` (a connection string that
- * may not parse, or NULL), each raw and percent-decoded. */
+ * NULL), PGPASSWORD, and whatever those rules find in `raw` (a connection
+ * string that may not parse, or NULL), each raw and percent-decoded. */
 void spotdb__redact(char *out, size_t outsz, const char *msg,
                     const char *raw, const char *const *secrets);
 

@@ -326,23 +326,33 @@ static void collect_raw(spans *sp, const char *t, const char *raw)
     }
 }
 
+static void collect_secret(spans *sp, const char *t, const char *secret)
+{
+    size_t slen = strlen(secret);
+    char *dec = malloc(slen + 1);
+
+    mask_literal(sp, t, secret, slen);
+    if (dec) {
+        percent_decode(dec, secret, slen);
+        mask_literal(sp, t, dec, strlen(dec));
+        free(dec);
+    } else {
+        sp->overflow = true;
+    }
+}
+
+/* PGPASSWORD is libpq's own secret, whatever the caller passes: every
+ * message is checked for it here rather than by each caller. */
 static void collect(spans *sp, const char *t, const char *const *secrets)
 {
+    const char *env = getenv("PGPASSWORD");
+
     find_keyword_values(t, sp, false);
     find_uri_userinfo(t, sp);
-    for (size_t k = 0; secrets && secrets[k]; k++) {
-        size_t slen = strlen(secrets[k]);
-        char *dec = malloc(slen + 1);
-
-        mask_literal(sp, t, secrets[k], slen);
-        if (dec) {
-            percent_decode(dec, secrets[k], slen);
-            mask_literal(sp, t, dec, strlen(dec));
-            free(dec);
-        } else {
-            sp->overflow = true;
-        }
-    }
+    for (size_t k = 0; secrets && secrets[k]; k++)
+        collect_secret(sp, t, secrets[k]);
+    if (env && *env)
+        collect_secret(sp, t, env);
 }
 
 void spotdb__redact(char *out, size_t outsz, const char *msg,
