@@ -2,6 +2,7 @@
  * The connection handle: open, session set-up, close, and the small
  * helpers every module uses to run a statement and record its failure.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,15 @@ int spotdb__options_init(void *opts, size_t size, unsigned int version,
     return 0;
 }
 
+/* A caller built against version 1 has the shorter struct: only its
+ * members may be written. */
 int spotdb_open_options_init(spotdb_open_options *opts, unsigned int version)
 {
-    return spotdb__options_init(opts, sizeof *opts, version,
-                                SPOTDB_OPEN_OPTIONS_VERSION,
+    size_t size = version == 1 ? offsetof(spotdb_open_options, schema_check)
+                               : sizeof *opts;
+
+    return spotdb__options_init(opts, size, version,
+                                version == 1 ? 1 : SPOTDB_OPEN_OPTIONS_VERSION,
                                 "spotdb_open_options_init");
 }
 
@@ -111,7 +117,7 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
     spotdb__conninfo ci;
     spotdb_db *db;
     bool oom = false;
-    int rc;
+    int rc, check = SPOTDB_SCHEMA_CHECK_REQUIRE;
 
     spotdb__clear_last_error();
     if (!out)
@@ -126,6 +132,13 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
     if (opts && opts->connect_timeout_s < 0)
         return spotdb__fail(NULL, SPOTDB_EINVAL,
                             "spotdb_open: opts->connect_timeout_s must be >= 0");
+    if (opts && opts->version >= 2)
+        check = opts->schema_check;
+    if (check != SPOTDB_SCHEMA_CHECK_REQUIRE &&
+        check != SPOTDB_SCHEMA_CHECK_SKIP)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->schema_check must be "
+                            "SPOTDB_SCHEMA_CHECK_REQUIRE or _SKIP");
     if ((rc = spotdb__conninfo_resolve(&ci, conninfo, opts)) != 0)
         return rc;
     db = calloc(1, sizeof *db);
@@ -145,6 +158,8 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
         rc = connect_failed(db);
     else
         rc = setup_session(db);
+    if (rc == 0 && check == SPOTDB_SCHEMA_CHECK_REQUIRE)
+        rc = spotdb__schema_handshake(db, &spotdb__builtin_migrations);
     if (rc != 0) {
         spotdb__fail(NULL, rc, "%s", db->errmsg);   /* no handle survives */
         spotdb_close(db);
@@ -191,7 +206,8 @@ const char *spotdb_sqlstate(const spotdb_db *db)
     return db ? db->sqlstate : "";
 }
 
-static PGresult *check_result(spotdb_db *db, PGresult *res, const char *what)
+PGresult *spotdb__check_result(spotdb_db *db, PGresult *res,
+                               const char *what)
 {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
@@ -207,13 +223,13 @@ static PGresult *check_result(spotdb_db *db, PGresult *res, const char *what)
 
 PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what)
 {
-    return check_result(db, PQexec(db->conn, sql), what);
+    return spotdb__check_result(db, PQexec(db->conn, sql), what);
 }
 
 PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
                               const char *const *params, const char *what)
 {
-    return check_result(db,
+    return spotdb__check_result(db,
                         PQexecParams(db->conn, sql, nparams, NULL, params,
                                      NULL, NULL, 0),
                         what);

@@ -55,9 +55,15 @@ void spotdb__clear_error(spotdb_db *db)
  * of a connection string, and the handle knows its own password. */
 static void store(spotdb_db *db, const char *msg)
 {
-    const char *secrets[2] = { db ? db->password : NULL, NULL };
+    const char *secrets[3] = { NULL, NULL, NULL };
     char *dst = db ? db->errmsg : last_errmsg;
     size_t dstsz = db ? sizeof db->errmsg : sizeof last_errmsg;
+    size_t n = 0;
+
+    if (db && db->password)
+        secrets[n++] = db->password;
+    if (db && db->secret)
+        secrets[n++] = db->secret;
 
     spotdb__redact(dst, dstsz, msg, db ? db->raw : NULL, secrets);
 }
@@ -107,6 +113,12 @@ static void primary_message(char *out, size_t outsz, const PGresult *res,
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL)
                              : NULL;
     size_t n;
+
+    /* "Failing row contains (...)" quotes every column of the row: other
+     * people's data and, for users, the password hash.  The constraint
+     * the primary message names is what a reader needs. */
+    if (detail && strncmp(detail, "Failing row contains", 20) == 0)
+        detail = NULL;
 
     if (prim && detail)
         snprintf(out, outsz, "%s (%s)", prim, detail);

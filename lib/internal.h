@@ -24,6 +24,8 @@ struct spotdb_db {
     int source;                     /* spotdb_conn_source */
     char *password;                 /* known secret, for redaction only */
     char *raw;                      /* settings as given, for redaction */
+    const char *secret;             /* a value of the current call that
+                                       messages must mask (a hash) */
     char errmsg[SPOTDB__ERRMSG_MAX];
     char sqlstate[6];
     int errcode;                    /* code of the last failure, 0 if none */
@@ -79,6 +81,10 @@ const char *spotdb__conn_source_name(int source);
 
 /* ---- db.c -------------------------------------------------------------- */
 
+/* Check a result: NULL (after recording the error, with `what` as
+ * context, and clearing it) unless the command or query succeeded. */
+PGresult *spotdb__check_result(spotdb_db *db, PGresult *res,
+                               const char *what);
 /* Run a statement without parameters; on failure records the error with
  * `what` as context and returns NULL (the result is cleared). */
 PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what);
@@ -120,6 +126,9 @@ typedef struct spotdb__migration {
     const char *checksum;           /* SHA-256 hex of the file */
     const char *sql;                /* NUL-terminated file contents */
     size_t sql_len;
+    /* The file's header says "-- spotdb: compatible": libraries that know
+     * only older versions may still open a database that has it. */
+    bool compatible;
 } spotdb__migration;
 
 typedef struct spotdb__migration_set {
@@ -147,6 +156,12 @@ int spotdb__migrate_set(spotdb_db *db, const spotdb__migration_set *set,
 int spotdb__status_set(spotdb_status **out, spotdb_db *db,
                        const spotdb__migration_set *set);
 
+/* ---- handshake.c ------------------------------------------------------- */
+
+/* The open-time check of the database's version against `set`: 0, or
+ * SPOTDB_ESCHEMA saying what to do. */
+int spotdb__schema_handshake(spotdb_db *db, const spotdb__migration_set *set);
+
 /* ---- catalog.c --------------------------------------------------------- */
 
 /* Outcome of comparing an unversioned database with a migration's
@@ -163,5 +178,11 @@ enum spotdb__catalog_match {
  * 0 or a spotdb code. */
 int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
                             int *match);
+
+/* ---- password.c -------------------------------------------------------- */
+
+/* bcrypt cost of new hashes and the floor below which a login re-hashes.
+ * 12 in the library; only tests lower it, to keep user creation fast. */
+extern int spotdb__bcrypt_cost;
 
 #endif /* SPOTDB_INTERNAL_H */

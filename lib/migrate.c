@@ -27,11 +27,15 @@ static const char tracking_ddl[] =
     " name text NOT NULL,"
     " checksum text NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now(),"
-    " execution_ms integer NOT NULL)";
+    " execution_ms integer NOT NULL,"
+    " compatible boolean NOT NULL DEFAULT false);"
+    /* Tables made by libspotdb 0.1.0 lack the column. */
+    "ALTER TABLE spotdb_schema_migrations"
+    " ADD COLUMN IF NOT EXISTS compatible boolean NOT NULL DEFAULT false";
 
 static const char record_sql[] =
     "INSERT INTO spotdb_schema_migrations (version, name, checksum, "
-    "execution_ms) VALUES ($1, $2, $3, $4)";
+    "execution_ms, compatible) VALUES ($1, $2, $3, $4, $5)";
 
 /* A row of the tracking table. */
 typedef struct applied {
@@ -238,12 +242,13 @@ static int run_migration(spotdb_db *db, const spotdb__migration *m,
 static int record(spotdb_db *db, const spotdb__migration *m, int32_t ms)
 {
     char version[24], elapsed[16];
-    const char *params[4] = { version, m->name, m->checksum, elapsed };
+    const char *params[5] = { version, m->name, m->checksum, elapsed,
+                              m->compatible ? "true" : "false" };
     PGresult *res;
 
     snprintf(version, sizeof version, "%" PRId64, m->version);
     snprintf(elapsed, sizeof elapsed, "%" PRId32, ms);
-    res = spotdb__exec_params(db, record_sql, 4, params,
+    res = spotdb__exec_params(db, record_sql, 5, params,
                               "recording the migration");
     if (!res)
         return db->errcode;

@@ -218,3 +218,40 @@ int th_run(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+const char *th_db_conninfo(void)
+{
+    ck_assert_msg(db_conninfo != NULL, "no test database");
+    return db_conninfo;
+}
+
+int th_open_unchecked(spotdb_db **out, const char *conninfo)
+{
+    spotdb_open_options o = SPOTDB_OPEN_OPTIONS_INIT;
+
+    o.schema_check = SPOTDB_SCHEMA_CHECK_SKIP;
+    return spotdb_open(out, conninfo, &o);
+}
+
+void th_setup_migrated_db(void)
+{
+    spotdb_db *db = NULL;
+    int rc;
+
+    spotdb__bcrypt_cost = 4;
+    th_db_create();
+    rc = th_open_unchecked(&db, db_conninfo);
+    ck_assert_msg(rc == 0, "open: %s", spotdb_last_errmsg());
+    rc = spotdb_migrate(db, NULL);
+    ck_assert_msg(rc == 0, "migrate: %s", spotdb_errmsg(db));
+    spotdb_close(db);
+}
+
+spotdb_db *th_open(void)
+{
+    spotdb_db *db = NULL;
+    int rc = spotdb_open(&db, th_db_conninfo(), NULL);
+
+    ck_assert_msg(rc == 0, "open: %s", spotdb_last_errmsg());
+    return db;
+}

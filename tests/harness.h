@@ -50,6 +50,22 @@ const char *th_source_path(const char *relative);
 void th_setup_db(void);
 void th_teardown_db(void);
 
+/* Conninfo of the current test database (valid until th_db_drop). */
+const char *th_db_conninfo(void);
+
+/* Open a handle without the schema handshake (migration tests, empty
+ * databases); returns spotdb_open's code. */
+struct spotdb_db;
+int th_open_unchecked(struct spotdb_db **out, const char *conninfo);
+
+/* Fixture pair: a fresh database migrated to the newest embedded version,
+ * and bcrypt lowered to cost 4 so that tests creating users stay fast
+ * (tests of the cost itself set spotdb__bcrypt_cost back to 12). */
+void th_setup_migrated_db(void);
+/* Open a checked handle on the current test database; fails the test on
+ * error. */
+struct spotdb_db *th_open(void);
+
 /* Run the suites, print Check's summary, return the exit status. */
 int th_run(Suite *s);
 

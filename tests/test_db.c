@@ -99,7 +99,7 @@ START_TEST(argument_wins_over_everything)
     set_server_env();
     setenv("POSTGRES_DB", "postgres", 1);
     setenv("PGDATABASE", "postgres", 1);
-    ck_assert_int_eq(spotdb_open(&db, ci, NULL), 0);
+    ck_assert_int_eq(th_open_unchecked(&db, ci), 0);
     assert_connected_to(db, th_db_name(), SPOTDB_CONN_ARGUMENT);
     spotdb_close(db);
     free(ci);
@@ -116,13 +116,13 @@ START_TEST(database_url_then_postgres_env_then_libpq)
     setenv("DATABASE_URL", ci, 1);
     set_server_env();
     setenv("POSTGRES_DB", "postgres", 1);
-    ck_assert_msg(spotdb_open(&db, NULL, NULL) == 0, "%s", spotdb_last_errmsg());
+    ck_assert_msg(th_open_unchecked(&db, NULL) == 0, "%s", spotdb_last_errmsg());
     assert_connected_to(db, th_db_name(), SPOTDB_CONN_DATABASE_URL);
     spotdb_close(db);
 
     /* an empty DATABASE_URL counts as unset: 3. POSTGRES_* */
     setenv("DATABASE_URL", "", 1);
-    ck_assert_msg(spotdb_open(&db, "", NULL) == 0, "%s", spotdb_last_errmsg());
+    ck_assert_msg(th_open_unchecked(&db, "") == 0, "%s", spotdb_last_errmsg());
     assert_connected_to(db, "postgres", SPOTDB_CONN_POSTGRES_ENV);
     spotdb_close(db);
 
@@ -134,7 +134,7 @@ START_TEST(database_url_then_postgres_env_then_libpq)
         setenv("PGPORT", srv_port, 1);
     setenv("PGUSER", srv_user, 1);
     setenv("PGDATABASE", th_db_name(), 1);
-    ck_assert_msg(spotdb_open(&db, NULL, NULL) == 0, "%s", spotdb_last_errmsg());
+    ck_assert_msg(th_open_unchecked(&db, NULL) == 0, "%s", spotdb_last_errmsg());
     assert_connected_to(db, th_db_name(), SPOTDB_CONN_LIBPQ_DEFAULTS);
     spotdb_close(db);
     free(ci);
@@ -153,7 +153,7 @@ START_TEST(postgres_env_falls_through_to_pg_defaults)
     setenv("PGUSER", srv_user, 1);
     setenv("PGDATABASE", "postgres", 1);
     setenv("POSTGRES_DB", th_db_name(), 1);
-    ck_assert_msg(spotdb_open(&db, NULL, NULL) == 0, "%s", spotdb_last_errmsg());
+    ck_assert_msg(th_open_unchecked(&db, NULL) == 0, "%s", spotdb_last_errmsg());
     assert_connected_to(db, th_db_name(), SPOTDB_CONN_POSTGRES_ENV);
     spotdb_close(db);
 }
@@ -169,7 +169,7 @@ START_TEST(session_is_pinned_to_utc_and_named)
     snprintf(sql, sizeof sql, "ALTER DATABASE %s SET TimeZone = 'Asia/Kolkata'",
              th_db_name());
     th_exec(raw, sql);
-    ck_assert_int_eq(spotdb_open(&db, ci, NULL), 0);
+    ck_assert_int_eq(th_open_unchecked(&db, ci), 0);
     v = session(db, "SHOW TimeZone");
     ck_assert_str_eq(v, "UTC");
     free(v);
@@ -187,6 +187,7 @@ START_TEST(session_is_pinned_to_utc_and_named)
     spotdb_close(db);
 
     o.application_name = "lab-agent-7";
+    o.schema_check = SPOTDB_SCHEMA_CHECK_SKIP;
     ck_assert_int_eq(spotdb_open(&db, ci, &o), 0);
     v = session(db, "SHOW application_name");
     ck_assert_str_eq(v, "lab-agent-7");
@@ -278,7 +279,7 @@ START_TEST(server_refusal_carries_its_reason)
     const char *msg;
 
     sprintf(with_pw, "%s password=" MARKER, ci);
-    ck_assert_int_eq(spotdb_open(&db, with_pw, NULL), SPOTDB_ECONN);
+    ck_assert_int_eq(th_open_unchecked(&db, with_pw), SPOTDB_ECONN);
     msg = spotdb_last_errmsg();
     ck_assert_msg(strstr(msg, "does not exist") != NULL, "%s", msg);
     ck_assert_msg(strstr(msg, "cannot connect to PostgreSQL at host") != NULL, "%s", msg);
@@ -302,7 +303,7 @@ START_TEST(malformed_settings_are_einval_without_secret)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         spotdb_db *db = NULL;
-        int rc = spotdb_open(&db, bad[i], NULL);
+        int rc = th_open_unchecked(&db, bad[i]);
 
         ck_assert_msg(rc == SPOTDB_EINVAL, "%s: %d", bad[i], rc);
         ck_assert_ptr_null(db);
@@ -318,21 +319,21 @@ START_TEST(environment_secrets_are_redacted)
     spotdb_db *db = NULL;
 
     setenv("DATABASE_URL", "postgresql://u:" MARKER "@[::1/db", 1);
-    ck_assert_int_eq(spotdb_open(&db, NULL, NULL), SPOTDB_EINVAL);
+    ck_assert_int_eq(th_open_unchecked(&db, NULL), SPOTDB_EINVAL);
     ck_assert(strstr(spotdb_last_errmsg(), "DATABASE_URL") != NULL);
     assert_no_marker(spotdb_last_errmsg());
     unsetenv("DATABASE_URL");
 
     setenv("POSTGRES_HOST", "/nonexistent-" MARKER, 1);
     setenv("POSTGRES_PASSWORD", MARKER, 1);
-    ck_assert_int_eq(spotdb_open(&db, NULL, NULL), SPOTDB_ECONN);
+    ck_assert_int_eq(th_open_unchecked(&db, NULL), SPOTDB_ECONN);
     ck_assert(strstr(spotdb_last_errmsg(), "POSTGRES_*") != NULL);
     assert_no_marker(spotdb_last_errmsg());
     clear_env();
 
     setenv("PGHOST", "/nonexistent-" MARKER, 1);
     setenv("PGPASSWORD", MARKER, 1);
-    ck_assert_int_eq(spotdb_open(&db, NULL, NULL), SPOTDB_ECONN);
+    ck_assert_int_eq(th_open_unchecked(&db, NULL), SPOTDB_ECONN);
     assert_no_marker(spotdb_last_errmsg());
 }
 END_TEST
@@ -351,7 +352,7 @@ START_TEST(bad_arguments)
     o.connect_timeout_s = -1;
     ck_assert_int_eq(spotdb_open(&db, ci, &o), SPOTDB_EINVAL);
     ck_assert(strstr(spotdb_last_errmsg(), "connect_timeout_s") != NULL);
-    ck_assert_int_eq(spotdb_open_options_init(&o, 2), SPOTDB_EINVAL);
+    ck_assert_int_eq(spotdb_open_options_init(&o, 3), SPOTDB_EINVAL);
     ck_assert_int_eq(spotdb_open_options_init(NULL, 1), SPOTDB_EINVAL);
     ck_assert_ptr_null(db);
     spotdb_close(NULL);
@@ -364,9 +365,9 @@ START_TEST(messages_are_never_null_nor_stale)
     spotdb_db *db = NULL;
     char *ci = this_db();
 
-    ck_assert_int_eq(spotdb_open(&db, "host=/nonexistent-dir", NULL), SPOTDB_ECONN);
+    ck_assert_int_eq(th_open_unchecked(&db, "host=/nonexistent-dir"), SPOTDB_ECONN);
     ck_assert_str_ne(spotdb_last_errmsg(), "");
-    ck_assert_int_eq(spotdb_open(&db, ci, NULL), 0);
+    ck_assert_int_eq(th_open_unchecked(&db, ci), 0);
     ck_assert_str_eq(spotdb_last_errmsg(), "");
     ck_assert_str_eq(spotdb_errmsg(db), "");
     ck_assert_str_eq(spotdb_sqlstate(db), "");
@@ -386,7 +387,7 @@ static void *fail_in_thread(void *arg)
     spotdb_db *db = NULL;
 
     (void)arg;
-    spotdb_open(&db, "host=/nonexistent-thread", NULL);
+    th_open_unchecked(&db, "host=/nonexistent-thread");
     return strstr(spotdb_last_errmsg(), "nonexistent-thread") ? (void *)1 : NULL;
 }
 

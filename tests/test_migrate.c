@@ -30,7 +30,7 @@ extern const spotdb__migration_set th_failing_set;
     static const spotdb__migration var##_items[] = {                         \
         { 1, name, "0001_" name ".sql",                                      \
           "0000000000000000000000000000000000000000000000000000000000000000", \
-          var##_sql, sizeof var##_sql - 1 },                                 \
+          var##_sql, sizeof var##_sql - 1, false },                               \
     };                                                                       \
     static const spotdb__migration_set var##_set = { var##_items, 1, 0 }
 
@@ -48,7 +48,7 @@ static void setup(void)
 
     th_setup_db();
     ci = conninfo();
-    ck_assert_msg(spotdb_open(&db, ci, NULL) == 0, "%s", spotdb_last_errmsg());
+    ck_assert_msg(th_open_unchecked(&db, ci) == 0, "%s", spotdb_last_errmsg());
     raw = th_connect(ci);
     free(ci);
 }
@@ -213,7 +213,7 @@ START_TEST(status_for_a_role_that_cannot_probe)
     n = strlen(ci) + 128;
     role_ci = malloc(n);
     snprintf(role_ci, n, "%s user=%s_ro", ci, th_db_name());
-    ck_assert_msg(spotdb_open(&h, role_ci, NULL) == 0, "%s", spotdb_last_errmsg());
+    ck_assert_msg(th_open_unchecked(&h, role_ci) == 0, "%s", spotdb_last_errmsg());
     ck_assert_int_eq(spotdb_status_get(&st, h), 0);
     ck_assert_int_eq(st->tracked, 0);
     ck_assert_int_eq(st->unversioned_schema, -1);
@@ -503,7 +503,7 @@ static void *migrate_worker(void *arg)
     worker *w = arg;
     spotdb_db *h = NULL;
 
-    w->rc = spotdb_open(&h, w->conninfo, NULL);
+    w->rc = th_open_unchecked(&h, w->conninfo);
     if (w->rc == 0)
         w->rc = spotdb_migrate(h, NULL);
     snprintf(w->msg, sizeof w->msg, "%s", h ? spotdb_errmsg(h) : spotdb_last_errmsg());
@@ -549,7 +549,7 @@ START_TEST(killed_migrator_releases_the_lock)
     if (pid == 0) {
         spotdb_db *h = NULL;
         char *ci = conninfo();
-        if (spotdb_open(&h, ci, NULL) == 0)
+        if (th_open_unchecked(&h, ci) == 0)
             spotdb__migrate_set(h, &sleepy_set, NULL);
         _exit(0);
     }

@@ -114,7 +114,7 @@ static int open_fails_clean(const char *conninfo, char *why, size_t whysz)
 {
     static int sentinel;
     spotdb_db *db = (spotdb_db *)(void *)&sentinel;
-    int rc = spotdb_open(&db, conninfo, NULL);
+    int rc = th_open_unchecked(&db, conninfo);
     const char *msg = spotdb_last_errmsg();
 
     why[0] = '\0';

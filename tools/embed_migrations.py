@@ -15,6 +15,22 @@ import re
 import sys
 
 NAME_RE = re.compile(r'^(\d{4,})_([a-z0-9_]+)\.sql$')
+COMPATIBLE_RE = re.compile(r'^--\s*spotdb:\s*compatible\s*$')
+
+
+def is_compatible(text):
+    """True when the file's leading comment block has the line
+    '-- spotdb: compatible': the migration keeps every older library
+    working (it only adds), so an older library may open the database."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith('--'):
+            return False
+        if COMPATIBLE_RE.match(stripped):
+            return True
+    return False
 
 
 def fail(msg):
@@ -67,7 +83,8 @@ def main():
             data.decode('utf-8')
         except UnicodeDecodeError as e:
             fail('%s: not valid UTF-8 (%s)' % (path, e))
-        entries.append((version, m.group(2), base, hashlib.sha256(data).hexdigest(), data))
+        entries.append((version, m.group(2), base, hashlib.sha256(data).hexdigest(), data,
+                        is_compatible(data.decode('utf-8'))))
 
     if args.dir:
         on_disk = {f for f in os.listdir(args.dir) if f.endswith('.sql')}
@@ -90,8 +107,9 @@ def main():
         out.append('')
     out.append('static const spotdb__migration items[] = {')
     for i, e in enumerate(entries):
-        out.append('    { %d, %s, %s, %s, sql_%d, %d },' % (
-            e[0], c_string(e[1]), c_string(e[2]), c_string(e[3]), i, len(e[4])))
+        out.append('    { %d, %s, %s, %s, sql_%d, %d, %s },' % (
+            e[0], c_string(e[1]), c_string(e[2]), c_string(e[3]), i, len(e[4]),
+            'true' if e[5] else 'false'))
     out.append('};')
     out.append('')
     out.append('extern const spotdb__migration_set %s;' % args.symbol)

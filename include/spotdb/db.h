@@ -20,6 +20,14 @@
  * options, else "libspotdb".  A `connect_timeout` the settings do not
  * give defaults to 10 seconds.
  *
+ * Schema handshake: unless the options say otherwise, spotdb_open() then
+ * compares, once, the database's recorded migration version with the
+ * newest migration embedded in the library: behind (or an unversioned
+ * database) is SPOTDB_ESCHEMA with a message saying to run
+ * `spotdb migrate`; equal goes on; ahead is accepted only when every newer
+ * migration was recorded as compatible (the migration file's header says
+ * `-- spotdb: compatible`), else SPOTDB_ESCHEMA.
+ *
  * Thread safety: a spotdb_db is used by one thread at a time.  Different
  * handles are independent.  Never use a handle in a child after fork().
  */
@@ -41,8 +49,19 @@ typedef enum spotdb_conn_source {
     SPOTDB_CONN_LIBPQ_DEFAULTS = 4 /**< libpq's PG* variables and defaults */
 } spotdb_conn_source;
 
-/** Version of spotdb_open_options this header describes. */
-#define SPOTDB_OPEN_OPTIONS_VERSION 1
+/** What spotdb_open() does about the database's schema version. */
+typedef enum spotdb_schema_check {
+    /** Refuse a database that is behind, or ahead by an incompatible
+     *  migration (the default). */
+    SPOTDB_SCHEMA_CHECK_REQUIRE = 0,
+    /** Do not check: for migration tools, which open a handle on a
+     *  database that is not migrated yet. */
+    SPOTDB_SCHEMA_CHECK_SKIP = 1
+} spotdb_schema_check;
+
+/** Version of spotdb_open_options this header describes (1: up to
+ *  connect_timeout_s; 2: schema_check). */
+#define SPOTDB_OPEN_OPTIONS_VERSION 2
 
 /** Options of spotdb_open().  Initialise with SPOTDB_OPEN_OPTIONS_INIT or
  *  spotdb_open_options_init(); NULL options mean all defaults. */
@@ -55,10 +74,13 @@ typedef struct spotdb_open_options {
     /** Seconds to wait for the connection when the settings name no
      *  connect_timeout; 0: 10 seconds. */
     int32_t connect_timeout_s;
+    /** A spotdb_schema_check value; 0: SPOTDB_SCHEMA_CHECK_REQUIRE.  Read
+     *  from version 2 on. */
+    int32_t schema_check;
 } spotdb_open_options;
 
 /** Static initialiser of spotdb_open_options with every default. */
-#define SPOTDB_OPEN_OPTIONS_INIT { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0 }
+#define SPOTDB_OPEN_OPTIONS_INIT { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0, 0 }
 
 /**
  * Fill `opts` with the defaults (for bindings, which cannot use the macro).
@@ -80,7 +102,8 @@ SPOTDB_API int spotdb_open_options_init(spotdb_open_options *opts,
  * @param opts NULL for defaults.
  * @return 0; SPOTDB_EINVAL for settings libpq cannot parse or bad
  *         options; SPOTDB_ECONN when the server cannot be reached or
- *         refuses the login; SPOTDB_ENOMEM.  The detail, from
+ *         refuses the login; SPOTDB_ESCHEMA when the schema handshake
+ *         fails (see the top of this file); SPOTDB_ENOMEM.  The detail, from
  *         spotdb_last_errmsg(), names the host, the port and the server's
  *         reason, and never contains the password.
  */
@@ -119,6 +142,48 @@ SPOTDB_API const char *spotdb_errmsg(const spotdb_db *db);
  * @return a five-character code or ""; owned by the handle.  Never NULL.
  */
 SPOTDB_API const char *spotdb_sqlstate(const spotdb_db *db);
+
+/**
+ * Start a transaction: the following calls on the handle commit or roll
+ * back together.  Without one, each call is its own transaction.
+ *
+ * @return 0; SPOTDB_EINVAL when a transaction is already open (there is no
+ *         nesting); SPOTDB_ECONN.
+ */
+SPOTDB_API int spotdb_begin(spotdb_db *db);
+
+/**
+ * Commit the transaction spotdb_begin() started.
+ *
+ * @return 0; SPOTDB_EINVAL when none is open; SPOTDB_ESQL when a call
+ *         inside it had failed: then nothing was committed, the
+ *         transaction was rolled back, and the handle is ready for the
+ *         next one; SPOTDB_ECONN when the connection broke (the outcome is
+ *         then unknown).
+ */
+SPOTDB_API int spotdb_commit(spotdb_db *db);
+
+/**
+ * Roll back the open transaction.  Rolling back when none is open is a
+ * no-op, so error paths may call it unconditionally.
+ *
+ * @return 0; SPOTDB_ECONN.
+ */
+SPOTDB_API int spotdb_rollback(spotdb_db *db);
+
+/**
+ * Whether a transaction started by spotdb_begin() is open.
+ *
+ * @return 1 if open (also after a failed call inside it), else 0.
+ */
+SPOTDB_API int spotdb_in_transaction(const spotdb_db *db);
+
+/**
+ * The current time as libspotdb stores timestamps: microseconds since
+ * 1970-01-01 00:00 UTC, from the local clock.  A convenience for filters
+ * and for setting timestamp columns.
+ */
+SPOTDB_API int64_t spotdb_now_us(void);
 
 SPOTDB_END_DECLS
 

@@ -26,5 +26,13 @@
 #include "errors.h"
 #include "db.h"
 #include "migrate.h"
+#include "rows.h"
+#include "users.h"
+#include "accounts.h"
+#include "instances.h"
+#include "models.h"
+#include "experiment_logs.h"
+#include "views.h"
+#include "reports.h"
 
 #endif /* SPOTDB_SPOTDB_H */

@@ -1,0 +1,144 @@
+/**
+ * @file spotdb/accounts.h
+ * @brief AWS accounts (table `accounts`), reached through STS AssumeRole.
+ *
+ * Validation before any round trip: user_id a UUID; account_id exactly 12
+ * digits; account_name 1..100 characters; environment_type "PROD" or
+ * "LAB"; role_arn `arn:aws:iam::<12 digits>:role/<name>` (<= 255
+ * characters) whose number equals account_id when both are written in the
+ * same call; external_id 2..1224 characters of `[A-Za-z0-9_+=,.@:/-]`
+ * (the AWS rule; the column holds 255); region 1..20 characters.
+ * Unique key: account_id (`accounts_account_id_key`).  The owner must
+ * exist (`accounts_user_id_fkey`, SPOTDB_EREFERENCE).  Deleting an account
+ * deletes its instances and their logs.
+ *
+ * Thread safety: one thread at a time per handle; rows are immutable.
+ */
+#ifndef SPOTDB_ACCOUNTS_H
+#define SPOTDB_ACCOUNTS_H
+
+#include "db.h"
+#include "rows.h"
+
+SPOTDB_BEGIN_DECLS
+
+/** Column bits of spotdb_account, for `fields` and `nulls`. */
+#define SPOTDB_ACCOUNT_ID               SPOTDB_COLUMN_BIT(0)
+#define SPOTDB_ACCOUNT_USER_ID          SPOTDB_COLUMN_BIT(1)
+#define SPOTDB_ACCOUNT_ACCOUNT_ID       SPOTDB_COLUMN_BIT(2)
+#define SPOTDB_ACCOUNT_ACCOUNT_NAME     SPOTDB_COLUMN_BIT(3)
+#define SPOTDB_ACCOUNT_ENVIRONMENT_TYPE SPOTDB_COLUMN_BIT(4)
+#define SPOTDB_ACCOUNT_ROLE_ARN         SPOTDB_COLUMN_BIT(5)
+#define SPOTDB_ACCOUNT_EXTERNAL_ID      SPOTDB_COLUMN_BIT(6)
+#define SPOTDB_ACCOUNT_REGION           SPOTDB_COLUMN_BIT(7)
+#define SPOTDB_ACCOUNT_IS_ACTIVE        SPOTDB_COLUMN_BIT(8)
+#define SPOTDB_ACCOUNT_CREATED_AT       SPOTDB_COLUMN_BIT(9)
+#define SPOTDB_ACCOUNT_UPDATED_AT       SPOTDB_COLUMN_BIT(10)
+
+/** A row of `accounts`. */
+typedef struct spotdb_account {
+    char id[SPOTDB_UUID_SIZE];      /**< default uuid_generate_v4() */
+    char user_id[SPOTDB_UUID_SIZE]; /**< NOT NULL, the owner (users.id) */
+    const char *account_id;         /**< NOT NULL, unique, 12 digits */
+    const char *account_name;       /**< NOT NULL, <= 100 chars */
+    const char *environment_type;   /**< NOT NULL, "LAB" (default) or "PROD" */
+    const char *role_arn;           /**< NOT NULL, arn:aws:iam::N:role/x */
+    const char *external_id;        /**< NOT NULL, STS external id */
+    const char *region;             /**< NOT NULL, default "ap-south-1" */
+    bool is_active;                 /**< default true (nullable) */
+    int64_t created_at;             /**< NOT NULL, default now */
+    int64_t updated_at;             /**< set by trigger on every update */
+    uint64_t nulls;                 /**< SPOTDB_ACCOUNT_* bits of NULLs */
+} spotdb_account;
+
+/** A page of accounts. */
+typedef struct spotdb_account_rows {
+    spotdb_account *items;
+    size_t count;
+    const char *next_cursor;        /**< NULL after the last page */
+} spotdb_account_rows;
+
+/** Filters of spotdb_account_list(); NULL members do not filter. */
+typedef struct spotdb_account_filter {
+    unsigned int version;           /**< SPOTDB_ACCOUNT_FILTER_VERSION */
+    const char *user_id;            /**< owner (users.id) */
+    const char *environment_type;   /**< "PROD" or "LAB" */
+    const bool *is_active;
+} spotdb_account_filter;
+
+#define SPOTDB_ACCOUNT_FILTER_VERSION 1
+#define SPOTDB_ACCOUNT_FILTER_INIT \
+    { SPOTDB_ACCOUNT_FILTER_VERSION, NULL, NULL, NULL }
+
+/**
+ * Create an account.  `fields` must include USER_ID, ACCOUNT_ID,
+ * ACCOUNT_NAME, ROLE_ARN and EXTERNAL_ID; the others take their defaults.
+ *
+ * @param[out] out the stored row; free with spotdb_account_free().
+ * @return 0; SPOTDB_EINVAL naming the field and rule; SPOTDB_ECONFLICT
+ *         (account_id taken); SPOTDB_EREFERENCE (no such user).
+ */
+SPOTDB_API int spotdb_account_create(spotdb_account **out, spotdb_db *db,
+                                     const spotdb_account *in,
+                                     uint64_t fields);
+
+/**
+ * Create an account for the user with this username (the documented
+ * workflow): as spotdb_account_create(), with `user_id` taken from the
+ * lookup, in one statement.  USER_ID must not be in `fields`.
+ *
+ * @return as spotdb_account_create(); SPOTDB_ENOTFOUND when no user has
+ *         that username.
+ */
+SPOTDB_API int spotdb_account_create_for_username(spotdb_account **out,
+                                                  spotdb_db *db,
+                                                  const char *username,
+                                                  const spotdb_account *in,
+                                                  uint64_t fields);
+
+/** Read an account by id.  @return 0, SPOTDB_ENOTFOUND, SPOTDB_EINVAL. */
+SPOTDB_API int spotdb_account_get(spotdb_account **out, spotdb_db *db,
+                                  const char *id);
+
+/** Read an account by its 12-digit AWS account number. */
+SPOTDB_API int spotdb_account_get_by_account_id(spotdb_account **out,
+                                                spotdb_db *db,
+                                                const char *account_id);
+
+/**
+ * Change the columns in `fields` (at least one; not ID or UPDATED_AT).
+ *
+ * @param[out] out the row as stored, or NULL if not wanted.
+ * @return 0; SPOTDB_EINVAL; SPOTDB_ENOTFOUND; SPOTDB_ECONFLICT;
+ *         SPOTDB_EREFERENCE.
+ */
+SPOTDB_API int spotdb_account_update(spotdb_account **out, spotdb_db *db,
+                                     const char *id,
+                                     const spotdb_account *in,
+                                     uint64_t fields);
+
+/** Delete an account, its instances and their logs.
+ *  @return 0 or SPOTDB_ENOTFOUND. */
+SPOTDB_API int spotdb_account_delete(spotdb_db *db, const char *id);
+
+/**
+ * A page of accounts in creation order (created_at, then id).
+ * @param cursor NULL, or a previous page's next_cursor.
+ * @param limit 0 for SPOTDB_DEFAULT_LIMIT, at most SPOTDB_MAX_LIMIT.
+ */
+SPOTDB_API int spotdb_account_list(spotdb_account_rows **out, spotdb_db *db,
+                                   const spotdb_account_filter *filter,
+                                   const char *cursor, int32_t limit);
+
+/** Number of accounts the filter selects. */
+SPOTDB_API int spotdb_account_count(int64_t *out, spotdb_db *db,
+                                    const spotdb_account_filter *filter);
+
+/** Free a row.  NULL is a no-op. */
+SPOTDB_API void spotdb_account_free(spotdb_account *row);
+/** Free a page.  NULL is a no-op. */
+SPOTDB_API void spotdb_account_rows_free(spotdb_account_rows *rows);
+
+SPOTDB_END_DECLS
+
+#endif /* SPOTDB_ACCOUNTS_H */

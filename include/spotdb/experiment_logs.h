@@ -1,0 +1,131 @@
+/**
+ * @file spotdb/experiment_logs.h
+ * @brief One row per optimizer decision (table `experiment_logs`).
+ *
+ * Validation before any round trip: instance_id and model_id UUIDs;
+ * pipeline_mode "CLUSTER" or "LINEAR"; decision "SWITCH", "STAY" or
+ * "FALLBACK_ONDEMAND" (schema v1 has no CHECK for either, the library
+ * enforces them); prediction_score within [0, 1] and finite; prices and
+ * savings finite; selected_instance_type and selected_availability_zone
+ * up to 20 characters; features_used valid JSON.  instance_id must exist
+ * (`experiment_logs_instance_id_fkey`), model_id too
+ * (`experiment_logs_model_id_fkey`).
+ *
+ * Thread safety: one thread at a time per handle; rows are immutable.
+ */
+#ifndef SPOTDB_EXPERIMENT_LOGS_H
+#define SPOTDB_EXPERIMENT_LOGS_H
+
+#include "db.h"
+#include "rows.h"
+
+SPOTDB_BEGIN_DECLS
+
+/** Column bits of spotdb_experiment_log, for `fields` and `nulls`. */
+#define SPOTDB_EXPERIMENT_LOG_ID                         SPOTDB_COLUMN_BIT(0)
+#define SPOTDB_EXPERIMENT_LOG_INSTANCE_ID                SPOTDB_COLUMN_BIT(1)
+#define SPOTDB_EXPERIMENT_LOG_MODEL_ID                   SPOTDB_COLUMN_BIT(2)
+#define SPOTDB_EXPERIMENT_LOG_PIPELINE_MODE              SPOTDB_COLUMN_BIT(3)
+#define SPOTDB_EXPERIMENT_LOG_IS_SHADOW_RUN              SPOTDB_COLUMN_BIT(4)
+#define SPOTDB_EXPERIMENT_LOG_PREDICTION_SCORE           SPOTDB_COLUMN_BIT(5)
+#define SPOTDB_EXPERIMENT_LOG_DECISION                   SPOTDB_COLUMN_BIT(6)
+#define SPOTDB_EXPERIMENT_LOG_DECISION_REASON            SPOTDB_COLUMN_BIT(7)
+#define SPOTDB_EXPERIMENT_LOG_EXECUTION_TIME             SPOTDB_COLUMN_BIT(8)
+#define SPOTDB_EXPERIMENT_LOG_EXECUTION_DURATION_MS      SPOTDB_COLUMN_BIT(9)
+#define SPOTDB_EXPERIMENT_LOG_CANDIDATES_EVALUATED       SPOTDB_COLUMN_BIT(10)
+#define SPOTDB_EXPERIMENT_LOG_SELECTED_INSTANCE_TYPE     SPOTDB_COLUMN_BIT(11)
+#define SPOTDB_EXPERIMENT_LOG_SELECTED_AVAILABILITY_ZONE SPOTDB_COLUMN_BIT(12)
+#define SPOTDB_EXPERIMENT_LOG_OLD_SPOT_PRICE             SPOTDB_COLUMN_BIT(13)
+#define SPOTDB_EXPERIMENT_LOG_NEW_SPOT_PRICE             SPOTDB_COLUMN_BIT(14)
+#define SPOTDB_EXPERIMENT_LOG_PROJECTED_HOURLY_SAVINGS   SPOTDB_COLUMN_BIT(15)
+#define SPOTDB_EXPERIMENT_LOG_FEATURES_USED              SPOTDB_COLUMN_BIT(16)
+#define SPOTDB_EXPERIMENT_LOG_ERROR_MESSAGE              SPOTDB_COLUMN_BIT(17)
+
+/** A row of `experiment_logs`. */
+typedef struct spotdb_experiment_log {
+    char id[SPOTDB_UUID_SIZE];          /**< default uuid_generate_v4() */
+    char instance_id[SPOTDB_UUID_SIZE]; /**< NOT NULL, instances.id */
+    char model_id[SPOTDB_UUID_SIZE];    /**< model_registry.id, or "" */
+    const char *pipeline_mode;          /**< "CLUSTER" or "LINEAR" */
+    bool is_shadow_run;                 /**< default false */
+    double prediction_score;            /**< crash probability, 0 to 1 */
+    const char *decision;               /**< "SWITCH", "STAY", "FALLBACK_ONDEMAND" */
+    const char *decision_reason;
+    int64_t execution_time;             /**< NOT NULL, default now */
+    int32_t execution_duration_ms;
+    int32_t candidates_evaluated;       /**< spot pools evaluated */
+    const char *selected_instance_type; /**< target of a SWITCH */
+    const char *selected_availability_zone;
+    double old_spot_price;              /**< $/hour */
+    double new_spot_price;              /**< $/hour */
+    double projected_hourly_savings;    /**< $/hour */
+    const char *features_used;          /**< JSON text */
+    const char *error_message;          /**< set when the pipeline failed */
+    uint64_t nulls;                     /**< SPOTDB_EXPERIMENT_LOG_* bits */
+} spotdb_experiment_log;
+
+/** A page of experiment logs. */
+typedef struct spotdb_experiment_log_rows {
+    spotdb_experiment_log *items;
+    size_t count;
+    const char *next_cursor;            /**< NULL after the last page */
+} spotdb_experiment_log_rows;
+
+/** Filters of spotdb_experiment_log_list(); NULL members do not filter. */
+typedef struct spotdb_experiment_log_filter {
+    unsigned int version;          /**< SPOTDB_EXPERIMENT_LOG_FILTER_VERSION */
+    const char *instance_id;       /**< instances.id */
+    const char *model_id;          /**< model_registry.id */
+    const char *decision;          /**< "SWITCH", "STAY", "FALLBACK_ONDEMAND" */
+    const bool *is_shadow_run;
+    const int64_t *executed_from;  /**< execution_time >= this */
+    const int64_t *executed_before;/**< execution_time < this */
+} spotdb_experiment_log_filter;
+
+#define SPOTDB_EXPERIMENT_LOG_FILTER_VERSION 1
+#define SPOTDB_EXPERIMENT_LOG_FILTER_INIT \
+    { SPOTDB_EXPERIMENT_LOG_FILTER_VERSION, NULL, NULL, NULL, NULL, NULL, NULL }
+
+/**
+ * Log a decision.  `fields` must include INSTANCE_ID.
+ * @param[out] out the stored row; free with spotdb_experiment_log_free().
+ * @return 0; SPOTDB_EINVAL; SPOTDB_EREFERENCE (instance or model).
+ */
+SPOTDB_API int spotdb_experiment_log_create(spotdb_experiment_log **out,
+                                            spotdb_db *db,
+                                            const spotdb_experiment_log *in,
+                                            uint64_t fields);
+
+/** Read a log by id.  @return 0, SPOTDB_ENOTFOUND, SPOTDB_EINVAL. */
+SPOTDB_API int spotdb_experiment_log_get(spotdb_experiment_log **out,
+                                         spotdb_db *db, const char *id);
+
+/** Change the columns in `fields` (at least one; not ID).
+ *  @param[out] out the row as stored, or NULL if not wanted. */
+SPOTDB_API int spotdb_experiment_log_update(spotdb_experiment_log **out,
+                                            spotdb_db *db, const char *id,
+                                            const spotdb_experiment_log *in,
+                                            uint64_t fields);
+
+/** Delete a log.  @return 0 or SPOTDB_ENOTFOUND. */
+SPOTDB_API int spotdb_experiment_log_delete(spotdb_db *db, const char *id);
+
+/** A page of logs, newest first (execution_time, then id, descending). */
+SPOTDB_API int spotdb_experiment_log_list(
+    spotdb_experiment_log_rows **out, spotdb_db *db,
+    const spotdb_experiment_log_filter *filter, const char *cursor,
+    int32_t limit);
+
+/** Number of logs the filter selects. */
+SPOTDB_API int spotdb_experiment_log_count(
+    int64_t *out, spotdb_db *db, const spotdb_experiment_log_filter *filter);
+
+/** Free a row.  NULL is a no-op. */
+SPOTDB_API void spotdb_experiment_log_free(spotdb_experiment_log *row);
+/** Free a page.  NULL is a no-op. */
+SPOTDB_API void spotdb_experiment_log_rows_free(
+    spotdb_experiment_log_rows *rows);
+
+SPOTDB_END_DECLS
+
+#endif /* SPOTDB_EXPERIMENT_LOGS_H */

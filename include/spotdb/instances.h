@@ -1,0 +1,136 @@
+/**
+ * @file spotdb/instances.h
+ * @brief EC2 instances under Lab Mode (table `instances`).
+ *
+ * Validation before any round trip: account_id a UUID (the accounts row's
+ * id, not the AWS number); instance_id an EC2 id, `i-` and 8 or 17
+ * lower-case hex digits; instance_type 1..20 characters;
+ * availability_zone 1..20; assigned_model_version up to 50;
+ * pipeline_mode "CLUSTER" or "LINEAR"; metadata valid JSON.  Unique key:
+ * instance_id (`instances_instance_id_key`).  Deleting an instance
+ * deletes its experiment logs.
+ *
+ * Thread safety: one thread at a time per handle; rows are immutable.
+ */
+#ifndef SPOTDB_INSTANCES_H
+#define SPOTDB_INSTANCES_H
+
+#include "db.h"
+#include "rows.h"
+
+SPOTDB_BEGIN_DECLS
+
+/** Column bits of spotdb_instance, for `fields` and `nulls`. */
+#define SPOTDB_INSTANCE_ID                     SPOTDB_COLUMN_BIT(0)
+#define SPOTDB_INSTANCE_ACCOUNT_ID             SPOTDB_COLUMN_BIT(1)
+#define SPOTDB_INSTANCE_INSTANCE_ID            SPOTDB_COLUMN_BIT(2)
+#define SPOTDB_INSTANCE_INSTANCE_TYPE          SPOTDB_COLUMN_BIT(3)
+#define SPOTDB_INSTANCE_AVAILABILITY_ZONE      SPOTDB_COLUMN_BIT(4)
+#define SPOTDB_INSTANCE_ASSIGNED_MODEL_VERSION SPOTDB_COLUMN_BIT(5)
+#define SPOTDB_INSTANCE_PIPELINE_MODE          SPOTDB_COLUMN_BIT(6)
+#define SPOTDB_INSTANCE_IS_SHADOW_MODE         SPOTDB_COLUMN_BIT(7)
+#define SPOTDB_INSTANCE_IS_ACTIVE              SPOTDB_COLUMN_BIT(8)
+#define SPOTDB_INSTANCE_LAST_EVALUATION        SPOTDB_COLUMN_BIT(9)
+#define SPOTDB_INSTANCE_METADATA               SPOTDB_COLUMN_BIT(10)
+#define SPOTDB_INSTANCE_CREATED_AT             SPOTDB_COLUMN_BIT(11)
+#define SPOTDB_INSTANCE_UPDATED_AT             SPOTDB_COLUMN_BIT(12)
+
+/** A row of `instances`. */
+typedef struct spotdb_instance {
+    char id[SPOTDB_UUID_SIZE];         /**< default uuid_generate_v4() */
+    char account_id[SPOTDB_UUID_SIZE]; /**< NOT NULL, accounts.id */
+    const char *instance_id;           /**< NOT NULL, unique EC2 id */
+    const char *instance_type;         /**< NOT NULL, e.g. "c5.large" */
+    const char *availability_zone;     /**< NOT NULL, e.g. "ap-south-1a" */
+    const char *assigned_model_version;/**< NULL: the default model */
+    const char *pipeline_mode;         /**< NOT NULL, "CLUSTER" (default) or "LINEAR" */
+    bool is_shadow_mode;               /**< default false */
+    bool is_active;                    /**< default true */
+    int64_t last_evaluation;           /**< last optimizer run */
+    const char *metadata;              /**< JSON text */
+    int64_t created_at;                /**< NOT NULL, default now */
+    int64_t updated_at;                /**< set by trigger on every update */
+    uint64_t nulls;                    /**< SPOTDB_INSTANCE_* bits of NULLs */
+} spotdb_instance;
+
+/** A page of instances. */
+typedef struct spotdb_instance_rows {
+    spotdb_instance *items;
+    size_t count;
+    const char *next_cursor;           /**< NULL after the last page */
+} spotdb_instance_rows;
+
+/** Filters of spotdb_instance_list(); NULL members do not filter. */
+typedef struct spotdb_instance_filter {
+    unsigned int version;              /**< SPOTDB_INSTANCE_FILTER_VERSION */
+    const char *account_id;            /**< accounts.id */
+    const char *pipeline_mode;         /**< "CLUSTER" or "LINEAR" */
+    const bool *is_active;
+} spotdb_instance_filter;
+
+#define SPOTDB_INSTANCE_FILTER_VERSION 1
+#define SPOTDB_INSTANCE_FILTER_INIT \
+    { SPOTDB_INSTANCE_FILTER_VERSION, NULL, NULL, NULL }
+
+/**
+ * Create an instance.  `fields` must include ACCOUNT_ID, INSTANCE_ID,
+ * INSTANCE_TYPE and AVAILABILITY_ZONE.
+ *
+ * @param[out] out the stored row; free with spotdb_instance_free().
+ * @return 0; SPOTDB_EINVAL; SPOTDB_ECONFLICT; SPOTDB_EREFERENCE.
+ */
+SPOTDB_API int spotdb_instance_create(spotdb_instance **out, spotdb_db *db,
+                                      const spotdb_instance *in,
+                                      uint64_t fields);
+
+/**
+ * Register an instance for the account with this 12-digit AWS number (the
+ * documented workflow), in one statement.  ACCOUNT_ID must not be in
+ * `fields`.
+ *
+ * @return as spotdb_instance_create(); SPOTDB_ENOTFOUND when no account
+ *         has that number.
+ */
+SPOTDB_API int spotdb_instance_create_for_aws_account(
+    spotdb_instance **out, spotdb_db *db, const char *aws_account_id,
+    const spotdb_instance *in, uint64_t fields);
+
+/** Read an instance by id.  @return 0, SPOTDB_ENOTFOUND, SPOTDB_EINVAL. */
+SPOTDB_API int spotdb_instance_get(spotdb_instance **out, spotdb_db *db,
+                                   const char *id);
+
+/** Read an instance by its EC2 id. */
+SPOTDB_API int spotdb_instance_get_by_instance_id(spotdb_instance **out,
+                                                  spotdb_db *db,
+                                                  const char *instance_id);
+
+/**
+ * Change the columns in `fields` (at least one; not ID or UPDATED_AT).
+ * @param[out] out the row as stored, or NULL if not wanted.
+ */
+SPOTDB_API int spotdb_instance_update(spotdb_instance **out, spotdb_db *db,
+                                      const char *id,
+                                      const spotdb_instance *in,
+                                      uint64_t fields);
+
+/** Delete an instance and its logs.  @return 0 or SPOTDB_ENOTFOUND. */
+SPOTDB_API int spotdb_instance_delete(spotdb_db *db, const char *id);
+
+/** A page of instances in creation order (created_at, then id). */
+SPOTDB_API int spotdb_instance_list(spotdb_instance_rows **out,
+                                    spotdb_db *db,
+                                    const spotdb_instance_filter *filter,
+                                    const char *cursor, int32_t limit);
+
+/** Number of instances the filter selects. */
+SPOTDB_API int spotdb_instance_count(int64_t *out, spotdb_db *db,
+                                     const spotdb_instance_filter *filter);
+
+/** Free a row.  NULL is a no-op. */
+SPOTDB_API void spotdb_instance_free(spotdb_instance *row);
+/** Free a page.  NULL is a no-op. */
+SPOTDB_API void spotdb_instance_rows_free(spotdb_instance_rows *rows);
+
+SPOTDB_END_DECLS
+
+#endif /* SPOTDB_INSTANCES_H */

@@ -1,0 +1,77 @@
+/**
+ * @file spotdb/reports.h
+ * @brief The model-performance comparison of the schema's documentation.
+ *
+ * Over the experiment logs whose execution_time lies in a window, one row
+ * per model (name and version, joined through experiment_logs.model_id;
+ * logs without a model are not counted): the number of runs, the average
+ * prediction_score, the number of SWITCH decisions and the average
+ * projected_hourly_savings, ordered by that average descending (models
+ * with no savings figure last), then by name and version.  Averages ignore
+ * NULLs, as SQL's avg() does, and are NULL when every value is NULL.
+ *
+ * Thread safety: one thread at a time per handle; rows are immutable.
+ */
+#ifndef SPOTDB_REPORTS_H
+#define SPOTDB_REPORTS_H
+
+#include "db.h"
+#include "rows.h"
+
+SPOTDB_BEGIN_DECLS
+
+/** Column bits of spotdb_model_performance, for `nulls`. */
+#define SPOTDB_MODEL_PERFORMANCE_MODEL_NAME            SPOTDB_COLUMN_BIT(0)
+#define SPOTDB_MODEL_PERFORMANCE_MODEL_VERSION         SPOTDB_COLUMN_BIT(1)
+#define SPOTDB_MODEL_PERFORMANCE_RUNS                  SPOTDB_COLUMN_BIT(2)
+#define SPOTDB_MODEL_PERFORMANCE_AVG_PREDICTION_SCORE  SPOTDB_COLUMN_BIT(3)
+#define SPOTDB_MODEL_PERFORMANCE_SWITCH_COUNT          SPOTDB_COLUMN_BIT(4)
+#define SPOTDB_MODEL_PERFORMANCE_AVG_PROJECTED_SAVINGS SPOTDB_COLUMN_BIT(5)
+
+/** One model's figures. */
+typedef struct spotdb_model_performance {
+    const char *model_name;
+    const char *model_version;
+    int64_t runs;                   /**< logs in the window */
+    double avg_prediction_score;    /**< NULL if no log has a score */
+    int64_t switch_count;           /**< logs with decision "SWITCH" */
+    double avg_projected_savings;   /**< $/hour; NULL if none has one */
+    uint64_t nulls;                 /**< SPOTDB_MODEL_PERFORMANCE_* bits */
+} spotdb_model_performance;
+
+/** Rows of spotdb_model_performance_list() (next_cursor always NULL). */
+typedef struct spotdb_model_performance_rows {
+    spotdb_model_performance *items;
+    size_t count;
+    const char *next_cursor;
+} spotdb_model_performance_rows;
+
+/** The window of spotdb_model_performance_list(). */
+typedef struct spotdb_model_performance_filter {
+    unsigned int version;    /**< SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION */
+    const int64_t *since;    /**< execution_time >= this; NULL: 7 days ago */
+    const int64_t *until;    /**< execution_time < this; NULL: no bound */
+} spotdb_model_performance_filter;
+
+#define SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION 1
+#define SPOTDB_MODEL_PERFORMANCE_FILTER_INIT \
+    { SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION, NULL, NULL }
+
+/**
+ * Compare models over a window (default: the last 7 days).
+ *
+ * @param[out] out the rows; free with spotdb_model_performance_rows_free().
+ * @param filter NULL for the default window.
+ * @return 0; SPOTDB_EINVAL for a bad filter.
+ */
+SPOTDB_API int spotdb_model_performance_list(
+    spotdb_model_performance_rows **out, spotdb_db *db,
+    const spotdb_model_performance_filter *filter);
+
+/** Free rows.  NULL is a no-op. */
+SPOTDB_API void spotdb_model_performance_rows_free(
+    spotdb_model_performance_rows *rows);
+
+SPOTDB_END_DECLS
+
+#endif /* SPOTDB_REPORTS_H */

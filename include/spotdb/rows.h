@@ -1,0 +1,74 @@
+/**
+ * @file spotdb/rows.h
+ * @brief Conventions shared by every row type: UUIDs, timestamps, NULL,
+ *        column masks, filters and pages.
+ *
+ * Every table and view has a struct with one field per column, in column
+ * order, followed by `uint64_t nulls`.  Field types:
+ *
+ * | SQL type              | C field                                        |
+ * |-----------------------|------------------------------------------------|
+ * | UUID                  | `char x[SPOTDB_UUID_SIZE]`: 36 lower-case hex  |
+ * |                       | characters with hyphens and a NUL; "" is NULL   |
+ * | VARCHAR, TEXT         | `const char *` UTF-8, NULL is SQL NULL          |
+ * | JSONB                 | `const char *` JSON text, NULL is SQL NULL      |
+ * | BOOLEAN               | `bool` (C11 _Bool, one byte)                   |
+ * | INTEGER               | `int32_t`                                      |
+ * | bigint (counts)       | `int64_t`                                      |
+ * | FLOAT                 | `double`                                       |
+ * | TIMESTAMP             | `int64_t` microseconds since 1970-01-01 00:00  |
+ * |                       | UTC (sessions are pinned to UTC, so the stored |
+ * |                       | value means UTC); 'infinity' and '-infinity'   |
+ * |                       | are INT64_MAX and INT64_MIN                    |
+ *
+ * NULL: bit `SPOTDB_<ENTITY>_<COLUMN>` of `nulls` is set when the column
+ * is SQL NULL.  Rows the library returns always set it (and leave text
+ * pointers NULL and UUIDs "" for NULL columns), so a NULL boolean is never
+ * mistaken for false, nor a NULL double for 0.0.
+ *
+ * Writing (create and update) takes a `fields` mask of the same bits: only
+ * the columns in `fields` are written, the others keep their value (update)
+ * or take the server's default (create).  A column in `fields` is written
+ * as NULL when its bit is set in `nulls`, when it is text with a NULL
+ * pointer, or when it is a UUID holding "".  A zero-initialised struct
+ * therefore has every scalar at 0/false and not NULL: name the columns you
+ * mean in `fields`.
+ *
+ * Ownership: rows returned through `T **out` are one allocation, text
+ * included, released with `spotdb_<entity>_free()`; pages of rows
+ * (`spotdb_<entity>_rows`) likewise with `spotdb_<entity>_rows_free()`.
+ * Strings inside a returned row stay valid until that free.  Input structs
+ * belong to the caller; the library only reads them during the call.
+ *
+ * Paging: lists are in a stable order and paged by key (no OFFSET).  A
+ * page's `next_cursor` is an opaque string to pass back for the following
+ * page, NULL after the last page.  Rows inserted while paging never make
+ * a row that existed at the start appear twice or vanish.
+ *
+ * Thread safety: rows are immutable once returned and may be read from
+ * any thread; the call that produced them follows the handle's rule (one
+ * thread at a time per spotdb_db).
+ */
+#ifndef SPOTDB_ROWS_H
+#define SPOTDB_ROWS_H
+
+#include <stdbool.h>
+
+#include "common.h"
+
+SPOTDB_BEGIN_DECLS
+
+/** Size of a UUID field: 36 characters and the terminating NUL. */
+#define SPOTDB_UUID_SIZE 37
+
+/** Rows per page when a list call is given a limit of 0. */
+#define SPOTDB_DEFAULT_LIMIT 100
+/** Largest page a list call returns. */
+#define SPOTDB_MAX_LIMIT 10000
+
+/** Bit of column number `n` (0-based, in table order) in a column mask. */
+#define SPOTDB_COLUMN_BIT(n) (UINT64_C(1) << (n))
+
+SPOTDB_END_DECLS
+
+#endif /* SPOTDB_ROWS_H */

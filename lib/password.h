@@ -1,0 +1,30 @@
+/*
+ * Password hashing for users.c (bcrypt $2b$ through libxcrypt).
+ */
+#ifndef SPOTDB_PASSWORD_H
+#define SPOTDB_PASSWORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "internal.h"
+
+#define SPOTDB__PASSWORD_MAX 72     /* bcrypt reads no further */
+#define SPOTDB__HASH_LEN 60         /* "$2b$12$" + 53 characters */
+
+/* Zero memory in a way the compiler keeps. */
+void spotdb__wipe(void *p, size_t n);
+/* 1 to 72 bytes; EINVAL naming the rule otherwise (never the value). */
+int spotdb__password_check(spotdb_db *db, const char *password);
+/* A new $2b$ hash at spotdb__bcrypt_cost. */
+int spotdb__password_hash(spotdb_db *db, const char *password,
+                          char out[SPOTDB__HASH_LEN + 1]);
+/* Cost of a well-formed bcrypt hash, else -1. */
+int spotdb__bcrypt_cost_of(const char *hash);
+/* Whether `password` matches `hash` (NULL: unknown user); always does one
+ * bcrypt at least at the current cost.  *weak tells a match that should
+ * be re-hashed. */
+bool spotdb__password_verify(const char *password, const char *hash,
+                             bool *weak);
+
+#endif /* SPOTDB_PASSWORD_H */

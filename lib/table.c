@@ -1,0 +1,1027 @@
+/*
+ * Create, read, update, delete, list and count for any relation, driven
+ * by its spotdb__column description (table.h).
+ *
+ * Values travel as parameters, never in the SQL text, which holds only
+ * the identifiers of the descriptions.  Fixed-size values are sent and
+ * received in binary, so a timestamp or a double arrives exactly and is
+ * decoded without parsing text; results come back in one allocation per
+ * row or per page, strings included, so freeing is one free().
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "table.h"
+
+/* Type OIDs of the server's catalog (pg_type.dat); stable across
+ * releases. */
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT4 23
+#define OID_TEXT 25
+#define OID_FLOAT8 701
+#define OID_VARCHAR 1043
+#define OID_TIMESTAMP 1114
+#define OID_UUID 2950
+#define OID_JSONB 3802
+
+/* Microseconds from 1970-01-01 to 2000-01-01, the server's epoch. */
+#define PG_EPOCH_US INT64_C(946684800000000)
+
+#define MAX_PARAMS 48
+#define SQL_MAX 4096
+
+/* ---- SQL text -------------------------------------------------------- */
+
+typedef struct sql_buf {
+    char text[SQL_MAX];
+    size_t len;
+} sql_buf;
+
+/* Only identifiers from the descriptions go in here, so the buffer's size
+ * is a property of the code; overflowing it is a bug, caught in tests. */
+SPOTDB__PRINTF(2, 3)
+static void sql_add(sql_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(b->text + b->len, sizeof b->text - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof b->text - b->len)
+        abort();
+    b->len += (size_t)n;
+}
+
+void spotdb__select_list(char *buf, size_t n, const spotdb__table *t)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < t->ncolumns && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "",
+                                t->columns[i].name);
+}
+
+static void sql_select_list(sql_buf *b, const spotdb__table *t)
+{
+    for (size_t i = 0; i < t->ncolumns; i++)
+        sql_add(b, "%s%s", i ? ", " : "", t->columns[i].name);
+}
+
+/* ---- parameters ------------------------------------------------------ */
+
+typedef struct params {
+    int n;
+    const char *values[MAX_PARAMS];
+    int lengths[MAX_PARAMS];
+    int formats[MAX_PARAMS];
+    Oid types[MAX_PARAMS];
+    unsigned char bin[MAX_PARAMS][16];
+} params;
+
+static Oid type_oid(spotdb__type type)
+{
+    switch (type) {
+    case SPOTDB__UUID: return OID_UUID;
+    case SPOTDB__TEXT: return OID_TEXT;
+    case SPOTDB__JSON: return OID_JSONB;
+    case SPOTDB__BOOL: return OID_BOOL;
+    case SPOTDB__INT32: return OID_INT4;
+    case SPOTDB__INT64: return OID_INT8;
+    case SPOTDB__FLOAT64: return OID_FLOAT8;
+    case SPOTDB__TIMESTAMP: return OID_TIMESTAMP;
+    }
+    return 0;
+}
+
+static void put_be(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* `s` has passed spotdb__is_uuid. */
+static void uuid_to_bytes(unsigned char out[16], const char *s)
+{
+    for (int i = 0; i < 16; s++) {
+        if (*s == '-')
+            continue;
+        out[i++] = (unsigned char)(hexval(s[0]) << 4 | hexval(s[1]));
+        s++;
+    }
+}
+
+static void uuid_from_bytes(char out[SPOTDB_UUID_SIZE], const unsigned char *b)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 0xf];
+    }
+    *p = '\0';
+}
+
+/* Timestamps outside what int64 microseconds since 2000 can hold; the
+ * server rejects the rest of its own range with a clear error. */
+static bool timestamp_to_pg(int64_t unix_us, int64_t *pg)
+{
+    if (unix_us == INT64_MAX || unix_us == INT64_MIN) {
+        *pg = unix_us;          /* 'infinity' and '-infinity' */
+        return true;
+    }
+    if (unix_us < INT64_MIN + PG_EPOCH_US + 1)
+        return false;
+    *pg = unix_us - PG_EPOCH_US;
+    return true;
+}
+
+static int64_t timestamp_from_pg(int64_t pg)
+{
+    if (pg == INT64_MAX || pg == INT64_MIN)
+        return pg;
+    return pg + PG_EPOCH_US;    /* the server's range cannot overflow */
+}
+
+bool spotdb__encode_timestamp(unsigned char out[8], int64_t unix_us)
+{
+    int64_t pg;
+
+    if (!timestamp_to_pg(unix_us, &pg))
+        return false;
+    put_be(out, (uint64_t)pg, 8);
+    return true;
+}
+
+/* Bind one value: text kinds get the string, the others a pointer to the
+ * scalar; NULL binds SQL NULL of the column's type. */
+static void bind(params *p, const spotdb__column *c, const void *v)
+{
+    int i = p->n++;
+    unsigned char *b = p->bin[i];
+    uint64_t bits;
+
+    p->types[i] = type_oid(c->type);
+    p->formats[i] = 0;
+    p->lengths[i] = 0;
+    p->values[i] = NULL;
+    if (!v)
+        return;
+    switch (c->type) {
+    case SPOTDB__TEXT:
+    case SPOTDB__JSON:
+        p->values[i] = v;
+        return;
+    case SPOTDB__UUID:
+        uuid_to_bytes(b, v);
+        p->lengths[i] = 16;
+        break;
+    case SPOTDB__BOOL:
+        b[0] = *(const bool *)v ? 1 : 0;
+        p->lengths[i] = 1;
+        break;
+    case SPOTDB__INT32:
+        put_be(b, (uint32_t)*(const int32_t *)v, 4);
+        p->lengths[i] = 4;
+        break;
+    case SPOTDB__INT64:
+        put_be(b, (uint64_t)*(const int64_t *)v, 8);
+        p->lengths[i] = 8;
+        break;
+    case SPOTDB__FLOAT64:
+        memcpy(&bits, v, 8);
+        put_be(b, bits, 8);
+        p->lengths[i] = 8;
+        break;
+    case SPOTDB__TIMESTAMP:
+        spotdb__encode_timestamp(b, *(const int64_t *)v);  /* checked */
+        p->lengths[i] = 8;
+        break;
+    }
+    p->values[i] = (const char *)b;
+    p->formats[i] = 1;
+}
+
+static void bind_int64(params *p, int64_t v)
+{
+    static const spotdb__column count = { "limit", SPOTDB__INT64, 0, 0, 0,
+                                          0, NULL, NULL, NULL };
+    bind(p, &count, &v);
+}
+
+/* ---- validation ------------------------------------------------------ */
+
+static const char *type_rule(spotdb__type type)
+{
+    return type == SPOTDB__UUID ? "is not a UUID (8-4-4-4-12 hexadecimal "
+                                  "digits)"
+                                : "is out of range";
+}
+
+static int invalid(spotdb_db *db, const spotdb__table *t,
+                   const spotdb__column *c, const char *rule)
+{
+    return spotdb__fail(db, SPOTDB_EINVAL, "%s.%s: %s", t->entity, c->name,
+                        rule);
+}
+
+static int check_text(spotdb_db *db, const spotdb__table *t,
+                      const spotdb__column *c, const char *s)
+{
+    char why[256];
+    long chars = spotdb__utf8_chars(s);
+
+    if (chars < 0)
+        return invalid(db, t, c, "is not valid UTF-8");
+    if ((unsigned long)chars < c->min_chars)
+        return invalid(db, t, c, "must not be empty");
+    if (c->max_chars && (unsigned long)chars > c->max_chars) {
+        snprintf(why, sizeof why, "is longer than %u characters (%ld)",
+                 c->max_chars, chars);
+        return invalid(db, t, c, why);
+    }
+    if (c->allowed) {
+        size_t len = 0;
+
+        for (const char *const *a = c->allowed; *a; a++)
+            if (strcmp(*a, s) == 0)
+                return 0;
+        len += (size_t)snprintf(why, sizeof why, "must be one of");
+        for (const char *const *a = c->allowed; *a && len < sizeof why; a++)
+            len += (size_t)snprintf(why + len, sizeof why - len, "%s %s",
+                                    a == c->allowed ? "" : ",", *a);
+        return invalid(db, t, c, why);
+    }
+    if (c->text_rule && !c->text_rule(s, why, sizeof why))
+        return invalid(db, t, c, why);
+    return 0;
+}
+
+/* A non-NULL value about to be written or compared: text kinds are the
+ * string, the others point to the scalar. */
+static int check_value(spotdb_db *db, const spotdb__table *t,
+                       const spotdb__column *c, const void *v)
+{
+    char why[256];
+    int64_t ts;
+
+    switch (c->type) {
+    case SPOTDB__TEXT:
+    case SPOTDB__JSON:
+        return check_text(db, t, c, v);
+    case SPOTDB__UUID:
+        return spotdb__is_uuid(v) ? 0 : invalid(db, t, c, type_rule(c->type));
+    case SPOTDB__FLOAT64:
+        if (c->number_rule && !c->number_rule(*(const double *)v, why,
+                                              sizeof why))
+            return invalid(db, t, c, why);
+        return 0;
+    case SPOTDB__TIMESTAMP:
+        if (!timestamp_to_pg(*(const int64_t *)v, &ts))
+            return invalid(db, t, c, type_rule(c->type));
+        return 0;
+    case SPOTDB__BOOL:
+    case SPOTDB__INT32:
+    case SPOTDB__INT64:
+        return 0;
+    }
+    return 0;
+}
+
+int spotdb__check_text(spotdb_db *db, const spotdb__table *t, size_t col,
+                       const char *value)
+{
+    if (!value)
+        return invalid(db, t, &t->columns[col], "must not be NULL");
+    return check_value(db, t, &t->columns[col], value);
+}
+
+static uint64_t row_nulls(const spotdb__table *t, const void *row)
+{
+    uint64_t nulls;
+
+    memcpy(&nulls, (const char *)row + t->nulls_offset, sizeof nulls);
+    return nulls;
+}
+
+/* The value of column i of a public struct, as bind() and check_value()
+ * take it, or NULL for SQL NULL. */
+static const void *field_value(const spotdb__table *t, size_t i,
+                               const void *row)
+{
+    const spotdb__column *c = &t->columns[i];
+    const char *field = (const char *)row + c->offset;
+
+    if (row_nulls(t, row) & SPOTDB_COLUMN_BIT(i))
+        return NULL;
+    switch (c->type) {
+    case SPOTDB__TEXT:
+    case SPOTDB__JSON:
+        return *(const char *const *)(const void *)field;
+    case SPOTDB__UUID:
+        /* The field is a fixed array; a caller may have filled all of it
+         * without a terminator, which spotdb__is_uuid then refuses. */
+        if (field[0] == '\0')
+            return NULL;
+        if (memchr(field, '\0', SPOTDB_UUID_SIZE) == NULL)
+            return "not terminated";
+        return field;
+    default:
+        return field;
+    }
+}
+
+static uint64_t all_bits(const spotdb__table *t)
+{
+    return t->ncolumns >= 64 ? UINT64_MAX
+                             : SPOTDB_COLUMN_BIT(t->ncolumns) - 1;
+}
+
+/* Everything a write can be refused for without asking the server. */
+int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
+                       const spotdb__write *w, bool create)
+{
+    uint64_t fields = w->fields;
+
+    if (!w->row)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: the input row is NULL",
+                            t->entity);
+    if (fields & ~all_bits(t))
+        return spotdb__fail(db, SPOTDB_EINVAL,
+                            "%s: fields has bits that name no column "
+                            "(0x%llx)", t->entity,
+                            (unsigned long long)(fields & ~all_bits(t)));
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        const spotdb__column *c = &t->columns[i];
+        uint64_t bit = SPOTDB_COLUMN_BIT(i);
+        bool in_lookup = w->lookup && w->lookup->column == i;
+        const void *v;
+        int rc;
+
+        if (in_lookup && (fields & bit))
+            return invalid(db, t, c, "is taken from the lookup; leave it "
+                                     "out of fields");
+        if (!create && (fields & bit) && (c->flags & SPOTDB__KEY))
+            return invalid(db, t, c, "is the primary key and cannot be "
+                                     "updated");
+        if (!create && (fields & bit) && (c->flags & SPOTDB__TRIGGER))
+            return invalid(db, t, c, "is set by a trigger and cannot be "
+                                     "written");
+        if (create && (c->flags & SPOTDB__REQUIRED) && !(fields & bit) &&
+            !in_lookup)
+            return invalid(db, t, c, "is required (NOT NULL without a "
+                                     "default): add its bit to fields");
+        if (!(fields & bit))
+            continue;
+        v = field_value(t, i, w->row);
+        if (!v && (c->flags & SPOTDB__NOT_NULL))
+            return invalid(db, t, c, "must not be NULL");
+        if (v && (rc = check_value(db, t, c, v)) != 0)
+            return rc;
+    }
+    return t->check_row ? t->check_row(db, w->row, fields) : 0;
+}
+
+/* ---- running and decoding -------------------------------------------- */
+
+static PGresult *run(spotdb_db *db, const sql_buf *sql, const params *p,
+                     const char *what)
+{
+    return spotdb__check_result(
+        db,
+        PQexecParams(db->conn, sql->text, p->n, p->types, p->values,
+                     p->lengths, p->formats, 1),
+        what);
+}
+
+static bool type_matches(const spotdb__column *c, Oid oid)
+{
+    if (c->type == SPOTDB__TEXT)
+        return oid == OID_TEXT || oid == OID_VARCHAR;
+    return oid == type_oid(c->type);
+}
+
+/* The result must have the described columns and types: a database whose
+ * schema drifted is reported instead of being decoded as garbage. */
+static int check_shape(spotdb_db *db, const spotdb__table *t,
+                       const PGresult *res)
+{
+    if ((size_t)PQnfields(res) < t->ncolumns)
+        return spotdb__fail(db, SPOTDB_ESCHEMA,
+                            "%s: the server returned %d columns, expected %zu",
+                            t->relation, PQnfields(res), t->ncolumns);
+    for (size_t i = 0; i < t->ncolumns; i++)
+        if (!type_matches(&t->columns[i], PQftype(res, (int)i)))
+            return spotdb__fail(db, SPOTDB_ESCHEMA,
+                                "%s.%s has type OID %u in the database, not "
+                                "the one schema v1 gives it: is the schema "
+                                "migrated?", t->relation, t->columns[i].name,
+                                (unsigned)PQftype(res, (int)i));
+    return 0;
+}
+
+static size_t fixed_size(spotdb__type type)
+{
+    switch (type) {
+    case SPOTDB__UUID: return 16;
+    case SPOTDB__BOOL: return 1;
+    case SPOTDB__INT32: return 4;
+    case SPOTDB__INT64:
+    case SPOTDB__FLOAT64:
+    case SPOTDB__TIMESTAMP: return 8;
+    default: return 0;
+    }
+}
+
+/* Bytes of text the rows [first, first + n) need, terminators included;
+ * -1 when a value has a length its type cannot have. */
+static long long text_bytes(const spotdb__table *t, const PGresult *res,
+                            int first, int n)
+{
+    long long total = 0;
+
+    for (int r = first; r < first + n; r++)
+        for (size_t i = 0; i < t->ncolumns; i++) {
+            spotdb__type type = t->columns[i].type;
+            int len = PQgetlength(res, r, (int)i);
+
+            if (PQgetisnull(res, r, (int)i))
+                continue;
+            if (type == SPOTDB__TEXT)
+                total += len + 1;
+            else if (type == SPOTDB__JSON && len >= 1)
+                total += len;     /* version byte out, NUL in */
+            else if ((size_t)len != fixed_size(type))
+                return -1;
+        }
+    return total;
+}
+
+static void decode_value(const spotdb__column *c, char *field,
+                         const unsigned char *v, int len, char **arena)
+{
+    uint64_t bits;
+    int64_t i64;
+
+    switch (c->type) {
+    case SPOTDB__TEXT:
+    case SPOTDB__JSON:
+        if (c->type == SPOTDB__JSON) {   /* jsonb's binary form: version 1 */
+            v++;
+            len--;
+        }
+        memcpy(*arena, v, (size_t)len);
+        (*arena)[len] = '\0';
+        *(const char **)(void *)field = *arena;
+        *arena += len + 1;
+        break;
+    case SPOTDB__UUID:
+        uuid_from_bytes(field, v);
+        break;
+    case SPOTDB__BOOL:
+        *(bool *)(void *)field = v[0] != 0;
+        break;
+    case SPOTDB__INT32:
+        *(int32_t *)(void *)field = (int32_t)(uint32_t)get_be(v, 4);
+        break;
+    case SPOTDB__INT64:
+        *(int64_t *)(void *)field = (int64_t)get_be(v, 8);
+        break;
+    case SPOTDB__FLOAT64:
+        bits = get_be(v, 8);
+        memcpy(field, &bits, 8);
+        break;
+    case SPOTDB__TIMESTAMP:
+        i64 = (int64_t)get_be(v, 8);
+        *(int64_t *)(void *)field = timestamp_from_pg(i64);
+        break;
+    }
+}
+
+static void decode_one(const spotdb__table *t, const PGresult *res, int r,
+                       char *row, char **arena)
+{
+    uint64_t nulls = 0;
+
+    memset(row, 0, t->row_size);
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (PQgetisnull(res, r, (int)i)) {
+            nulls |= SPOTDB_COLUMN_BIT(i);
+            continue;
+        }
+        decode_value(&t->columns[i], row + t->columns[i].offset,
+                     (const unsigned char *)PQgetvalue(res, r, (int)i),
+                     PQgetlength(res, r, (int)i), arena);
+    }
+    memcpy(row + t->nulls_offset, &nulls, sizeof nulls);
+}
+
+/* One allocation: `head` bytes, then n rows, then their text, then
+ * `tail` bytes.  *rows and *tail_at point into it. */
+static char *decode_block(spotdb_db *db, const spotdb__table *t,
+                          const PGresult *res, int n, size_t head,
+                          size_t tail, char **rows, char **tail_at)
+{
+    long long text = text_bytes(t, res, 0, n);
+    char *block, *arena;
+
+    if (check_shape(db, t, res) != 0)
+        return NULL;
+    if (text < 0) {
+        spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size its type "
+                     "cannot have", t->relation);
+        return NULL;
+    }
+    block = malloc(head + (size_t)n * t->row_size + (size_t)text + tail);
+    if (!block) {
+        spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    *rows = block + head;
+    arena = *rows + (size_t)n * t->row_size;
+    for (int r = 0; r < n; r++)
+        decode_one(t, res, r, *rows + (size_t)r * t->row_size, &arena);
+    if (tail_at)
+        *tail_at = arena;
+    return block;
+}
+
+int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
+                       const PGresult *res, int r)
+{
+    long long text;
+    char *block, *arena;
+
+    if (check_shape(db, t, res) != 0)
+        return db->errcode;
+    text = text_bytes(t, res, r, 1);
+    if (text < 0)
+        return spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size "
+                            "its type cannot have", t->relation);
+    block = malloc(t->row_size + (size_t)text);
+    if (!block)
+        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
+    arena = block + t->row_size;
+    decode_one(t, res, r, block, &arena);
+    *out = block;
+    return 0;
+}
+
+/* The row of a statement that returns at most one; `missing` is the
+ * message when it returned none. */
+static int one_row(void **out, spotdb_db *db, const spotdb__table *t,
+                   PGresult *res, const char *missing)
+{
+    int rc = 0;
+
+    if (!res)
+        return db->errcode;
+    if (PQntuples(res) == 0)
+        rc = spotdb__fail(db, SPOTDB_ENOTFOUND, "%s", missing);
+    else if (out)
+        rc = spotdb__decode_row(out, db, t, res, 0);
+    PQclear(res);
+    return rc;
+}
+
+/* Entry of every operation: a fresh error, NULL outputs, a handle. */
+static int begin_call(spotdb_db *db, void **out)
+{
+    if (out)
+        *out = NULL;
+    spotdb__clear_error(db);
+    if (!db || !db->conn)
+        return spotdb__fail(NULL, SPOTDB_EINVAL, "the handle is NULL");
+    return 0;
+}
+
+static int check_id(spotdb_db *db, const spotdb__table *t, const char *id)
+{
+    if (!id || !spotdb__is_uuid(id))
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s.id: %s", t->entity,
+                            id ? type_rule(SPOTDB__UUID) : "must not be NULL");
+    return 0;
+}
+
+/* ---- the operations -------------------------------------------------- */
+
+static void bind_extras(sql_buf *sql, params *p, const spotdb__write *w,
+                        bool update)
+{
+    static const spotdb__column text = { "extra", SPOTDB__TEXT, 0, 0, 0, 0,
+                                         NULL, NULL, NULL };
+
+    for (size_t i = 0; i < w->nextras; i++) {
+        const spotdb__extra *e = &w->extras[i];
+
+        if (update)
+            sql_add(sql, "%s%s = ", p->n || i ? ", " : "", e->column);
+        else
+            sql_add(sql, ", ");
+        if (e->value) {
+            bind(p, &text, e->value);
+            sql_add(sql, "$%d", p->n);
+        } else {
+            sql_add(sql, "%s", e->sql);
+        }
+    }
+}
+
+int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
+                   const spotdb__write *w)
+{
+    sql_buf sql = { .len = 0 };
+    params p = { .n = 0 };
+    const spotdb__lookup *lk = w->lookup;
+    int rc;
+    bool first = true;
+    char what[64], missing[256];
+
+    if ((rc = begin_call(db, out)) != 0 || (rc = spotdb__check_write(db, t, w, true)))
+        return rc;
+    sql_add(&sql, "INSERT INTO %s (", t->relation);
+    for (size_t i = 0; i < t->ncolumns; i++)
+        if ((w->fields & SPOTDB_COLUMN_BIT(i)) || (lk && lk->column == i)) {
+            sql_add(&sql, "%s%s", first ? "" : ", ", t->columns[i].name);
+            first = false;
+        }
+    for (size_t i = 0; i < w->nextras; i++)
+        sql_add(&sql, ", %s", w->extras[i].column);
+    sql_add(&sql, ") SELECT ");
+    first = true;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (lk && lk->column == i) {
+            sql_add(&sql, "%sl.id", first ? "" : ", ");
+        } else if (w->fields & SPOTDB_COLUMN_BIT(i)) {
+            bind(&p, &t->columns[i], field_value(t, i, w->row));
+            sql_add(&sql, "%s$%d", first ? "" : ", ", p.n);
+        } else {
+            continue;
+        }
+        first = false;
+    }
+    bind_extras(&sql, &p, w, false);
+    if (lk) {
+        static const spotdb__column key = { "key", SPOTDB__TEXT, 0, 0, 0, 0,
+                                            NULL, NULL, NULL };
+        bind(&p, &key, lk->value);
+        sql_add(&sql, " FROM %s l WHERE l.%s = $%d", lk->relation, lk->key,
+                p.n);
+    }
+    sql_add(&sql, " RETURNING ");
+    sql_select_list(&sql, t);
+    snprintf(what, sizeof what, "creating %s", t->entity);
+    snprintf(missing, sizeof missing, "no %s \"%s\"",
+             lk ? lk->what : t->entity, lk ? lk->value : "");
+    return one_row(out, db, t, run(db, &sql, &p, what), missing);
+}
+
+int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
+                   const char *id, const spotdb__write *w)
+{
+    sql_buf sql = { .len = 0 };
+    params p = { .n = 0 };
+    int rc;
+    char what[64], missing[128];
+    static const spotdb__column key = { "id", SPOTDB__UUID, 0, 0, 0, 0,
+                                        NULL, NULL, NULL };
+
+    if ((rc = begin_call(db, out)) != 0 || (rc = check_id(db, t, id)) != 0)
+        return rc;
+    if (w->fields == 0 && w->nextras == 0)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: fields is empty: an "
+                            "update must name at least one column",
+                            t->entity);
+    if ((rc = spotdb__check_write(db, t, w, false)) != 0)
+        return rc;
+    sql_add(&sql, "UPDATE %s SET ", t->relation);
+    for (size_t i = 0; i < t->ncolumns; i++)
+        if (w->fields & SPOTDB_COLUMN_BIT(i)) {
+            bind(&p, &t->columns[i], field_value(t, i, w->row));
+            sql_add(&sql, "%s%s = $%d", p.n > 1 ? ", " : "",
+                    t->columns[i].name, p.n);
+        }
+    bind_extras(&sql, &p, w, true);
+    bind(&p, &key, id);
+    sql_add(&sql, " WHERE id = $%d RETURNING ", p.n);
+    sql_select_list(&sql, t);
+    snprintf(what, sizeof what, "updating %s", t->entity);
+    snprintf(missing, sizeof missing, "no %s with id %s", t->entity, id);
+    return one_row(out, db, t, run(db, &sql, &p, what), missing);
+}
+
+int spotdb__delete(spotdb_db *db, const spotdb__table *t, const char *id)
+{
+    sql_buf sql = { .len = 0 };
+    params p = { .n = 0 };
+    PGresult *res;
+    char what[64];
+    int rc;
+
+    if ((rc = begin_call(db, NULL)) != 0 || (rc = check_id(db, t, id)) != 0)
+        return rc;
+    bind(&p, &t->columns[0], id);
+    sql_add(&sql, "DELETE FROM %s WHERE id = $1", t->relation);
+    snprintf(what, sizeof what, "deleting %s", t->entity);
+    if (!(res = run(db, &sql, &p, what)))
+        return db->errcode;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        rc = spotdb__fail(db, SPOTDB_ENOTFOUND, "no %s with id %s",
+                          t->entity, id);
+    PQclear(res);
+    return rc;
+}
+
+int spotdb__get(void **out, spotdb_db *db, const spotdb__table *t,
+                const size_t *keys, const char *const *values, size_t nkeys)
+{
+    sql_buf sql = { .len = 0 };
+    params p = { .n = 0 };
+    char what[64], missing[512];
+    int rc;
+
+    if ((rc = begin_call(db, out)) != 0)
+        return rc;
+    if (!out)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
+    sql_add(&sql, "SELECT ");
+    sql_select_list(&sql, t);
+    sql_add(&sql, " FROM %s WHERE ", t->relation);
+    for (size_t k = 0; k < nkeys; k++) {
+        const spotdb__column *c = &t->columns[keys[k]];
+
+        if (!values[k])
+            return invalid(db, t, c, "must not be NULL");
+        if ((rc = check_value(db, t, c, values[k])) != 0)
+            return rc;
+        bind(&p, c, values[k]);
+        sql_add(&sql, "%s%s = $%d", k ? " AND " : "", c->name, p.n);
+    }
+    snprintf(what, sizeof what, "reading %s", t->entity);
+    if (nkeys == 1)
+        snprintf(missing, sizeof missing, "no %s with %s \"%s\"", t->entity,
+                 t->columns[keys[0]].name, values[0]);
+    else
+        snprintf(missing, sizeof missing, "no %s with %s \"%s\" and %s "
+                 "\"%s\"", t->entity, t->columns[keys[0]].name, values[0],
+                 t->columns[keys[1]].name, values[1]);
+    return one_row(out, db, t, run(db, &sql, &p, what), missing);
+}
+
+/* WHERE clause of a filter struct; returns 0 or a code. */
+static int add_filters(spotdb_db *db, const spotdb__table *t,
+                       const void *filter, sql_buf *sql, params *p,
+                       bool *any)
+{
+    unsigned version;
+
+    *any = false;
+    if (!filter)
+        return 0;
+    memcpy(&version, filter, sizeof version);
+    if (version == 0 || version > t->filter_version)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s filter: version is %u, "
+                            "expected 1 to %u", t->entity, version,
+                            t->filter_version);
+    for (size_t i = 0; i < t->nfilters; i++) {
+        const spotdb__filter *f = &t->filters[i];
+        const spotdb__column *c = &t->columns[f->column];
+        const void *v;
+        int rc;
+
+        memcpy(&v, (const char *)filter + f->offset, sizeof v);
+        if (!v)
+            continue;
+        if ((rc = check_value(db, t, c, v)) != 0)
+            return rc;
+        bind(p, c, v);
+        sql_add(sql, "%s%s %s $%d", *any ? " AND " : " WHERE ", c->name,
+                f->op, p->n);
+        *any = true;
+    }
+    return 0;
+}
+
+static int check_limit(spotdb_db *db, const spotdb__table *t, int32_t limit,
+                       int32_t max)
+{
+    if (limit < 0 || limit > max)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: limit must be 0 to %d, "
+                            "not %d", t->entity, (int)max, (int)limit);
+    return 0;
+}
+
+/* Cursor: "k1.<order value>.<id>", the key of the last row of a page. */
+#define CURSOR_PREFIX "k1."
+#define CURSOR_MAX 64
+
+static int parse_cursor(spotdb_db *db, const spotdb__table *t,
+                        const char *cursor, int64_t *key, char *id)
+{
+    const char *p = cursor + strlen(CURSOR_PREFIX);
+    char *end;
+    long long v;
+
+    if (strncmp(cursor, CURSOR_PREFIX, strlen(CURSOR_PREFIX)) != 0)
+        goto bad;
+    v = strtoll(p, &end, 10);
+    if (end == p || *end != '.' || strlen(end + 1) != 36 ||
+        !spotdb__is_uuid(end + 1))
+        goto bad;
+    *key = (int64_t)v;
+    memcpy(id, end + 1, SPOTDB_UUID_SIZE);
+    return 0;
+bad:
+    return spotdb__fail(db, SPOTDB_EINVAL, "%s: cursor is not one a %s list "
+                        "returned", t->entity, t->entity);
+}
+
+static void write_cursor(const spotdb__table *t, const char *row, char *out)
+{
+    int64_t key;
+
+    memcpy(&key, row + t->columns[t->order_column].offset, sizeof key);
+    snprintf(out, CURSOR_MAX, CURSOR_PREFIX "%lld.%s", (long long)key,
+             row + t->columns[0].offset);
+}
+
+/* Page header, rows, their text and the cursor in one block. */
+static int page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                PGresult *res, int32_t limit, bool paged)
+{
+    size_t head = (sizeof(spotdb__rows) + 15) & ~(size_t)15;
+    int n = PQntuples(res);
+    bool more = paged && n > limit;
+    char *rows, *tail, *block;
+    spotdb__rows *r;
+
+    if (more)
+        n = limit;
+    block = decode_block(db, t, res, n, head, more ? CURSOR_MAX : 0, &rows,
+                         &tail);
+    PQclear(res);
+    if (!block)
+        return db->errcode;
+    r = (spotdb__rows *)(void *)block;
+    r->items = rows;
+    r->count = (size_t)n;
+    r->next_cursor = NULL;
+    if (more) {
+        write_cursor(t, rows + (size_t)(n - 1) * t->row_size, tail);
+        r->next_cursor = tail;
+    }
+    *out = r;
+    return 0;
+}
+
+int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                 const void *filter, const char *cursor, int32_t limit)
+{
+    sql_buf sql = { .len = 0 };
+    params p = { .n = 0 };
+    const spotdb__column *oc = &t->columns[t->order_column];
+    const char *dir = t->descending ? "DESC" : "ASC";
+    char what[64], id[SPOTDB_UUID_SIZE];
+    int64_t key;
+    bool any;
+    PGresult *res;
+    int rc;
+
+    if ((rc = begin_call(db, (void **)out)) != 0 ||
+        (rc = check_limit(db, t, limit, SPOTDB_MAX_LIMIT)) != 0)
+        return rc;
+    if (!out)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
+    if (limit == 0)
+        limit = SPOTDB_DEFAULT_LIMIT;
+    sql_add(&sql, "SELECT ");
+    sql_select_list(&sql, t);
+    sql_add(&sql, " FROM %s", t->relation);
+    if ((rc = add_filters(db, t, filter, &sql, &p, &any)) != 0)
+        return rc;
+    if (cursor) {
+        if ((rc = parse_cursor(db, t, cursor, &key, id)) != 0)
+            return rc;
+        bind(&p, oc, &key);
+        bind(&p, &t->columns[0], id);
+        sql_add(&sql, "%s(%s, id) %s ($%d, $%d)", any ? " AND " : " WHERE ",
+                oc->name, t->descending ? "<" : ">", p.n - 1, p.n);
+    }
+    bind_int64(&p, (int64_t)limit + 1);
+    sql_add(&sql, " ORDER BY %s %s, id %s LIMIT $%d", oc->name, dir, dir,
+            p.n);
+    snprintf(what, sizeof what, "listing %s", t->relation);
+    if (!(res = run(db, &sql, &p, what)))
+        return db->errcode;
+    return page(out, db, t, res, limit, true);
+}
+
+int spotdb__view(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                 const void *filter, const char *order_by, int32_t limit)
+{
+    sql_buf sql = { .len = 0 };
+    params p = { .n = 0 };
+    char what[64];
+    bool any;
+    PGresult *res;
+    int rc;
+
+    if ((rc = begin_call(db, (void **)out)) != 0 ||
+        (rc = check_limit(db, t, limit, INT32_MAX)) != 0)
+        return rc;
+    if (!out)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
+    sql_add(&sql, "SELECT ");
+    sql_select_list(&sql, t);
+    sql_add(&sql, " FROM %s", t->relation);
+    if ((rc = add_filters(db, t, filter, &sql, &p, &any)) != 0)
+        return rc;
+    sql_add(&sql, " ORDER BY %s", order_by);
+    if (limit > 0) {
+        bind_int64(&p, limit);
+        sql_add(&sql, " LIMIT $%d", p.n);
+    }
+    snprintf(what, sizeof what, "reading %s", t->relation);
+    if (!(res = run(db, &sql, &p, what)))
+        return db->errcode;
+    return page(out, db, t, res, limit, false);
+}
+
+int spotdb__query_rows(spotdb__rows **out, spotdb_db *db,
+                       const spotdb__table *t, const char *sql, int nparams,
+                       const char *const *values, const int *lengths,
+                       const int *formats, const unsigned *types)
+{
+    char what[64];
+    PGresult *res;
+
+    snprintf(what, sizeof what, "reading %s", t->relation);
+    res = spotdb__check_result(db,
+                               PQexecParams(db->conn, sql, nparams, types,
+                                            values, lengths, formats, 1),
+                               what);
+    if (!res)
+        return db->errcode;
+    return page(out, db, t, res, 0, false);
+}
+
+int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,
+                  const void *filter)
+{
+    sql_buf sql = { .len = 0 };
+    params p = { .n = 0 };
+    char what[64];
+    bool any;
+    PGresult *res;
+    int rc;
+
+    if (out)
+        *out = 0;
+    if ((rc = begin_call(db, NULL)) != 0)
+        return rc;
+    if (!out)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
+    sql_add(&sql, "SELECT count(*) FROM %s", t->relation);
+    if ((rc = add_filters(db, t, filter, &sql, &p, &any)) != 0)
+        return rc;
+    snprintf(what, sizeof what, "counting %s", t->relation);
+    if (!(res = run(db, &sql, &p, what)))
+        return db->errcode;
+    if (PQftype(res, 0) != OID_INT8 || PQgetlength(res, 0, 0) != 8)
+        rc = spotdb__fail(db, SPOTDB_ERROR, "%s: unexpected count result",
+                          what);
+    else
+        *out = (int64_t)get_be((const unsigned char *)PQgetvalue(res, 0, 0),
+                               8);
+    PQclear(res);
+    return rc;
+}
