@@ -79,17 +79,9 @@ int spotdb_account_create_for_username(spotdb_account **out, spotdb_db *db,
                                        const spotdb_account *in,
                                        uint64_t fields)
 {
-    spotdb__lookup lookup = { USER_ID, "users", "username", username,
-                              "user with username" };
-    spotdb__write w = { in, fields, NULL, 0, &lookup };
-    int rc;
+    spotdb__lookup owner = { USER_ID, &spotdb__user_table,
+                             SPOTDB__USER_USERNAME_COLUMN, username };
+    spotdb__write w = { in, fields, NULL, 0, &owner };
 
-    if (out)
-        *out = NULL;
-    spotdb__clear_error(db);
-    if (db && (rc = spotdb__check_text(db, &spotdb__user_table,
-                                       SPOTDB__USER_USERNAME_COLUMN,
-                                       username)) != 0)
-        return rc;
     return spotdb__insert((void **)out, db, &spotdb__account_table, &w);
 }

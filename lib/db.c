@@ -57,7 +57,7 @@ static void one_line(char *s)
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
         s[--n] = '\0';
     for (char *p = s; *p; p++)
-        if (*p == '\n')
+        if (*p == '\n' || *p == '\t')
             *p = ' ';
 }
 

@@ -63,17 +63,10 @@ int spotdb_instance_create_for_aws_account(spotdb_instance **out,
                                            const spotdb_instance *in,
                                            uint64_t fields)
 {
-    spotdb__lookup lookup = { ACCOUNT_ID, "accounts", "account_id",
-                              aws_account_id, "account with account_id" };
-    spotdb__write w = { in, fields, NULL, 0, &lookup };
-    int rc;
+    spotdb__lookup account = { ACCOUNT_ID, &spotdb__account_table,
+                               SPOTDB__ACCOUNT_ACCOUNT_ID_COLUMN,
+                               aws_account_id };
+    spotdb__write w = { in, fields, NULL, 0, &account };
 
-    if (out)
-        *out = NULL;
-    spotdb__clear_error(db);
-    if (db && (rc = spotdb__check_text(db, &spotdb__account_table,
-                                       SPOTDB__ACCOUNT_ACCOUNT_ID_COLUMN,
-                                       aws_account_id)) != 0)
-        return rc;
     return spotdb__insert((void **)out, db, &spotdb__instance_table, &w);
 }

@@ -341,6 +341,29 @@ static void collect_secret(spans *sp, const char *t, const char *secret)
     }
 }
 
+static bool crypt_b64(char c)
+{
+    return isalnum((unsigned char)c) || c == '.' || c == '/';
+}
+
+/* Anything shaped like a bcrypt hash ("$2b$12$" and its salt and digest),
+ * whoever wrote it into the message: a trigger, a CHECK's failing row, a
+ * log line of the application's own. */
+static void find_bcrypt(const char *t, spans *sp)
+{
+    for (const char *p = strstr(t, "$2"); p; p = strstr(p + 1, "$2")) {
+        const char *q = p + 7;
+
+        if (!strchr("aby", p[2]) || p[2] == '\0' || p[3] != '$' ||
+            !isdigit((unsigned char)p[4]) || !isdigit((unsigned char)p[5]) ||
+            p[6] != '$')
+            continue;
+        while (crypt_b64(*q))
+            q++;
+        add_span_split(sp, (size_t)(p - t), (size_t)(q - t), false);
+    }
+}
+
 /* PGPASSWORD is libpq's own secret, whatever the caller passes: every
  * message is checked for it here rather than by each caller. */
 static void collect(spans *sp, const char *t, const char *const *secrets)
@@ -349,6 +372,7 @@ static void collect(spans *sp, const char *t, const char *const *secrets)
 
     find_keyword_values(t, sp, false);
     find_uri_userinfo(t, sp);
+    find_bcrypt(t, sp);
     for (size_t k = 0; secrets && secrets[k]; k++)
         collect_secret(sp, t, secrets[k]);
     if (env && *env)

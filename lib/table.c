@@ -371,10 +371,15 @@ int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
                        const spotdb__write *w, bool create)
 {
     uint64_t fields = w->fields;
+    int rc;
 
     if (!w->row)
         return spotdb__fail(db, SPOTDB_EINVAL, "%s: the input row is NULL",
                             t->entity);
+    if (w->lookup && (rc = spotdb__check_text(db, w->lookup->table,
+                                              w->lookup->key,
+                                              w->lookup->value)) != 0)
+        return rc;
     if (fields & ~all_bits(t))
         return spotdb__fail(db, SPOTDB_EINVAL,
                             "%s: fields has bits that name no column "
@@ -385,7 +390,6 @@ int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
         uint64_t bit = SPOTDB_COLUMN_BIT(i);
         bool in_lookup = w->lookup && w->lookup->column == i;
         const void *v;
-        int rc;
 
         if (in_lookup && (fields & bit))
             return invalid(db, t, c, "is taken from the lookup; leave it "
@@ -656,6 +660,32 @@ static void bind_extras(sql_buf *sql, params *p, const spotdb__write *w,
     }
 }
 
+/* json-c, even strict, lets some invalid JSON through (single-quoted
+ * strings) and jsonb refuses valid JSON that holds \u0000; the server's
+ * message then does not say which column.  A table has one JSON column at
+ * most, so it can be named here. */
+static PGresult *run_write(spotdb_db *db, const spotdb__table *t,
+                           const spotdb__write *w, const sql_buf *sql,
+                           const params *p, const char *what)
+{
+    PGresult *res = run(db, sql, p, what);
+    char msg[SPOTDB__ERRMSG_MAX];
+
+    if (res || (strcmp(db->sqlstate, "22P02") != 0 &&
+                strcmp(db->sqlstate, "22P05") != 0) ||
+        !strstr(db->errmsg, "json"))
+        return res;
+    for (size_t i = 0; i < t->ncolumns; i++)
+        if (t->columns[i].type == SPOTDB__JSON &&
+            (w->fields & SPOTDB_COLUMN_BIT(i))) {
+            snprintf(msg, sizeof msg, "%s", db->errmsg);
+            spotdb__fail(db, SPOTDB_EINVAL, "%s.%s: is not valid JSON for "
+                         "jsonb (%s)", t->entity, t->columns[i].name, msg);
+            break;
+        }
+    return NULL;
+}
+
 int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
                    const spotdb__write *w)
 {
@@ -666,7 +696,8 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
     bool first = true;
     char what[64], missing[256];
 
-    if ((rc = begin_call(db, out)) != 0 || (rc = spotdb__check_write(db, t, w, true)))
+    if ((rc = begin_call(db, out)) != 0 ||
+        (rc = spotdb__check_write(db, t, w, true)) != 0)
         return rc;
     sql_add(&sql, "INSERT INTO %s (", t->relation);
     for (size_t i = 0; i < t->ncolumns; i++)
@@ -694,15 +725,20 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
         static const spotdb__column key = { "key", SPOTDB__TEXT, 0, 0, 0, 0,
                                             NULL, NULL, NULL };
         bind(&p, &key, lk->value);
-        sql_add(&sql, " FROM %s l WHERE l.%s = $%d", lk->relation, lk->key,
-                p.n);
+        sql_add(&sql, " FROM %s l WHERE l.%s = $%d", lk->table->relation,
+                lk->table->columns[lk->key].name, p.n);
     }
     sql_add(&sql, " RETURNING ");
     sql_select_list(&sql, t);
     snprintf(what, sizeof what, "creating %s", t->entity);
-    snprintf(missing, sizeof missing, "no %s \"%s\"",
-             lk ? lk->what : t->entity, lk ? lk->value : "");
-    return one_row(out, db, t, run(db, &sql, &p, what), missing);
+    if (lk)
+        snprintf(missing, sizeof missing, "no %s with %s \"%s\"",
+                 lk->table->entity, lk->table->columns[lk->key].name,
+                 lk->value);
+    else    /* INSERT ... SELECT without FROM returns its row */
+        snprintf(missing, sizeof missing, "%s: the server stored no row",
+                 t->entity);
+    return one_row(out, db, t, run_write(db, t, w, &sql, &p, what), missing);
 }
 
 int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
@@ -736,7 +772,7 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
     sql_select_list(&sql, t);
     snprintf(what, sizeof what, "updating %s", t->entity);
     snprintf(missing, sizeof missing, "no %s with id %s", t->entity, id);
-    return one_row(out, db, t, run(db, &sql, &p, what), missing);
+    return one_row(out, db, t, run_write(db, t, w, &sql, &p, what), missing);
 }
 
 int spotdb__delete(spotdb_db *db, const spotdb__table *t, const char *id)
@@ -903,6 +939,33 @@ static int page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
     return 0;
 }
 
+/* SELECT <columns> FROM <relation> WHERE <filters>: the start of a list
+ * and of a view query. */
+static int select_filtered(spotdb__rows **out, spotdb_db *db,
+                           const spotdb__table *t, const void *filter,
+                           sql_buf *sql, params *p, bool *any)
+{
+    if (!out)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
+    sql_add(sql, "SELECT ");
+    sql_select_list(sql, t);
+    sql_add(sql, " FROM %s", t->relation);
+    return add_filters(db, t, filter, sql, p, any);
+}
+
+static int run_page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                    const sql_buf *sql, const params *p, int32_t limit,
+                    bool paged)
+{
+    char what[64];
+    PGresult *res;
+
+    snprintf(what, sizeof what, "reading %s", t->relation);
+    if (!(res = run(db, sql, p, what)))
+        return db->errcode;
+    return page(out, db, t, res, limit, paged);
+}
+
 int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
                  const void *filter, const char *cursor, int32_t limit)
 {
@@ -910,24 +973,17 @@ int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
     params p = { .n = 0 };
     const spotdb__column *oc = &t->columns[t->order_column];
     const char *dir = t->descending ? "DESC" : "ASC";
-    char what[64], id[SPOTDB_UUID_SIZE];
+    char id[SPOTDB_UUID_SIZE];
     int64_t key;
     bool any;
-    PGresult *res;
     int rc;
 
     if ((rc = begin_call(db, (void **)out)) != 0 ||
-        (rc = check_limit(db, t, limit, SPOTDB_MAX_LIMIT)) != 0)
+        (rc = check_limit(db, t, limit, SPOTDB_MAX_LIMIT)) != 0 ||
+        (rc = select_filtered(out, db, t, filter, &sql, &p, &any)) != 0)
         return rc;
-    if (!out)
-        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
     if (limit == 0)
         limit = SPOTDB_DEFAULT_LIMIT;
-    sql_add(&sql, "SELECT ");
-    sql_select_list(&sql, t);
-    sql_add(&sql, " FROM %s", t->relation);
-    if ((rc = add_filters(db, t, filter, &sql, &p, &any)) != 0)
-        return rc;
     if (cursor) {
         if ((rc = parse_cursor(db, t, cursor, &key, id)) != 0)
             return rc;
@@ -936,13 +992,11 @@ int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
         sql_add(&sql, "%s(%s, id) %s ($%d, $%d)", any ? " AND " : " WHERE ",
                 oc->name, t->descending ? "<" : ">", p.n - 1, p.n);
     }
+    /* One row more than asked tells whether there is a next page. */
     bind_int64(&p, (int64_t)limit + 1);
     sql_add(&sql, " ORDER BY %s %s, id %s LIMIT $%d", oc->name, dir, dir,
             p.n);
-    snprintf(what, sizeof what, "listing %s", t->relation);
-    if (!(res = run(db, &sql, &p, what)))
-        return db->errcode;
-    return page(out, db, t, res, limit, true);
+    return run_page(out, db, t, &sql, &p, limit, true);
 }
 
 int spotdb__view(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
@@ -950,30 +1004,19 @@ int spotdb__view(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
 {
     sql_buf sql = { .len = 0 };
     params p = { .n = 0 };
-    char what[64];
     bool any;
-    PGresult *res;
     int rc;
 
     if ((rc = begin_call(db, (void **)out)) != 0 ||
-        (rc = check_limit(db, t, limit, INT32_MAX)) != 0)
-        return rc;
-    if (!out)
-        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
-    sql_add(&sql, "SELECT ");
-    sql_select_list(&sql, t);
-    sql_add(&sql, " FROM %s", t->relation);
-    if ((rc = add_filters(db, t, filter, &sql, &p, &any)) != 0)
+        (rc = check_limit(db, t, limit, INT32_MAX)) != 0 ||
+        (rc = select_filtered(out, db, t, filter, &sql, &p, &any)) != 0)
         return rc;
     sql_add(&sql, " ORDER BY %s", order_by);
     if (limit > 0) {
         bind_int64(&p, limit);
         sql_add(&sql, " LIMIT $%d", p.n);
     }
-    snprintf(what, sizeof what, "reading %s", t->relation);
-    if (!(res = run(db, &sql, &p, what)))
-        return db->errcode;
-    return page(out, db, t, res, limit, false);
+    return run_page(out, db, t, &sql, &p, limit, false);
 }
 
 int spotdb__query_rows(spotdb__rows **out, spotdb_db *db,

@@ -82,13 +82,13 @@ typedef struct spotdb__extra {
 } spotdb__extra;
 
 /* Create's column taken from a row found by a key, in the same statement:
- * INSERT ... SELECT ..., l.id FROM <relation> l WHERE l.<key> = $n. */
+ * INSERT ... SELECT ..., l.id FROM <relation> l WHERE l.<key> = $n.  The
+ * key value is checked by the rules of its column in the other table. */
 typedef struct spotdb__lookup {
     size_t column;                  /* the column it fills */
-    const char *relation;
-    const char *key;
+    const struct spotdb__table *table;  /* where the row is found */
+    size_t key;                     /* column of `table` to match */
     const char *value;
-    const char *what;               /* "user with username", for ENOTFOUND */
 } spotdb__lookup;
 
 /* Layout every public *_rows struct shares. */

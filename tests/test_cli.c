@@ -1,7 +1,8 @@
 /*
  * The spotdb command-line tool, run as a separate process the way an
  * operator runs it: eight concurrent migrators, exit codes, one-line
- * failures, help texts.
+ * failures, help texts.  Also the example agent, which README's first
+ * command runs after `spotdb migrate`.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,8 +31,18 @@ static const char *cli(void)
     return p;
 }
 
-/* Start the CLI with DATABASE_URL = url (NULL: unset), no stdin. */
-static proc start(const char *url, const char *const *args)
+static const char *lab_agent(void)
+{
+    const char *p = getenv("SPOTDB_LAB_AGENT");
+
+    ck_assert_msg(p != NULL, "SPOTDB_LAB_AGENT is not set (run through "
+                  "meson test)");
+    return p;
+}
+
+/* Start `program` with DATABASE_URL = url (NULL: unset), no stdin. */
+static proc start_program(const char *program, const char *url,
+                          const char *const *args)
 {
     int o[2], e[2];
     proc p = { 0 };
@@ -55,7 +66,7 @@ static proc start(const char *url, const char *const *args)
             setenv("DATABASE_URL", url, 1);
         else
             unsetenv("DATABASE_URL");
-        execv(cli(), (char *const *)argv);
+        execv(program, (char *const *)argv);
         _exit(127);
     }
     close(o[1]);
@@ -63,6 +74,12 @@ static proc start(const char *url, const char *const *args)
     p.out = o[0];
     p.err = e[0];
     return p;
+}
+
+/* The CLI. */
+static proc start(const char *url, const char *const *args)
+{
+    return start_program(cli(), url, args);
 }
 
 static char *slurp(int fd)
@@ -120,6 +137,38 @@ static int lines(const char *s)
         n += *s == '\n';
     return n;
 }
+
+/* What `tools/run demo` does: migrate, then the agent, twice (each run
+ * makes its own user, account, model and instance). */
+START_TEST(lab_agent_runs_after_migrate)
+{
+    static const char *const migrate[] = { "migrate", NULL };
+    static const char *const none[] = { NULL };
+    char *url = this_db();
+    PGconn *raw;
+    proc p = run(url, migrate);
+
+    ck_assert_int_eq(exit_code(&p), 0);
+    release(&p);
+    for (int i = 0; i < 2; i++) {
+        p = start_program(lab_agent(), url, none);
+        finish(&p);
+        ck_assert_msg(exit_code(&p) == 0, "lab_agent exited %d: %s",
+                      exit_code(&p), p.stderr_text);
+        ck_assert_ptr_nonnull(strstr(p.stdout_text, "Active LAB instances"));
+        ck_assert_ptr_nonnull(strstr(p.stdout_text, "most recent real switches"));
+        ck_assert_ptr_nonnull(strstr(p.stdout_text, "Model performance"));
+        ck_assert_ptr_nonnull(strstr(p.stdout_text, "FamilyStressPredictor"));
+        release(&p);
+    }
+    raw = th_connect(url);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM experiment_logs"), 600);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM instances WHERE "
+                                   "last_evaluation IS NOT NULL"), 2);
+    PQfinish(raw);
+    free(url);
+}
+END_TEST
 
 START_TEST(eight_concurrent_migrators)
 {
@@ -283,6 +332,7 @@ static Suite *cli_suite(void)
     tcase_add_checked_fixture(tc, th_setup_db, th_teardown_db);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, eight_concurrent_migrators);
+    tcase_add_test(tc, lab_agent_runs_after_migrate);
     tcase_add_test(tc, status_before_and_after);
     tcase_add_test(tc, dry_run_prints_sql_and_changes_nothing);
     tcase_add_test(tc, failures_are_one_line_and_non_zero);

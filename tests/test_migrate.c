@@ -17,6 +17,7 @@
 
 extern const spotdb__migration_set th_steps_set;
 extern const spotdb__migration_set th_failing_set;
+extern const spotdb__migration_set th_compat_set;
 
 #define LOCK_KEY "8318271057444339713"
 /* pg_locks is cluster-wide; other suites run at the same time */
@@ -436,6 +437,47 @@ START_TEST(bad_options_are_refused)
 }
 END_TEST
 
+/* The embedder reads the "-- spotdb: compatible" mark from the header
+ * comment only. */
+START_TEST(compatible_mark_is_embedded)
+{
+    ck_assert(!th_compat_set.items[0].compatible);
+    ck_assert(th_compat_set.items[1].compatible);
+    ck_assert(!th_compat_set.items[2].compatible);
+    ck_assert(!spotdb__builtin_migrations.items[0].compatible);
+}
+END_TEST
+
+/* An older library (a prefix of the set) may open a database that is
+ * ahead only by migrations recorded as compatible. */
+START_TEST(handshake_behind_equal_ahead)
+{
+    spotdb__migration_set v1 = { th_compat_set.items, 1, 0 };
+    spotdb__migration_set v2 = { th_compat_set.items, 2, 0 };
+    spotdb_migrate_options o = SPOTDB_MIGRATE_OPTIONS_INIT;
+
+    ck_assert_int_eq(spotdb__schema_handshake(db, &v1), SPOTDB_ESCHEMA);
+    ck_assert_ptr_nonnull(strstr(spotdb_errmsg(db), "spotdb migrate"));
+    o.target_version = 1;
+    ck_assert_int_eq(spotdb__migrate_set(db, &th_compat_set, &o), 0);
+    ck_assert_int_eq(spotdb__schema_handshake(db, &v1), 0);
+    ck_assert_int_eq(spotdb__schema_handshake(db, &v2), SPOTDB_ESCHEMA);
+    ck_assert_ptr_nonnull(strstr(spotdb_errmsg(db), "version 1"));
+    o.target_version = 2;
+    ck_assert_int_eq(spotdb__migrate_set(db, &th_compat_set, &o), 0);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM spotdb_schema_migrations"
+                                   " WHERE compatible"), 1);
+    ck_assert_int_eq(spotdb__schema_handshake(db, &v1), 0);
+    ck_assert_int_eq(spotdb__schema_handshake(db, &v2), 0);
+    ck_assert_int_eq(spotdb__migrate_set(db, &th_compat_set, NULL), 0);
+    ck_assert_int_eq(spotdb__schema_handshake(db, &v1), SPOTDB_ESCHEMA);
+    ck_assert_ptr_nonnull(strstr(spotdb_errmsg(db), "not marked compatible"));
+    ck_assert_ptr_nonnull(strstr(spotdb_errmsg(db), "rename"));
+    ck_assert_int_eq(spotdb__schema_handshake(db, &v2), SPOTDB_ESCHEMA);
+    ck_assert_int_eq(spotdb__schema_handshake(db, &th_compat_set), 0);
+}
+END_TEST
+
 START_TEST(embedded_list)
 {
     spotdb_migration_info m;
@@ -727,6 +769,8 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, dry_run_changes_nothing);
     tcase_add_test(tc, bad_options_are_refused);
     tcase_add_test(tc, embedded_list);
+    tcase_add_test(tc, compatible_mark_is_embedded);
+    tcase_add_test(tc, handshake_behind_equal_ahead);
     tcase_add_test(tc, lock_timeout_gives_elocked);
     tcase_add_test(tc, eight_threads_migrate_once);
     tcase_add_test(tc, killed_migrator_releases_the_lock);

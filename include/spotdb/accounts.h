@@ -6,8 +6,9 @@
  * digits; account_name 1..100 characters; environment_type "PROD" or
  * "LAB"; role_arn `arn:aws:iam::<12 digits>:role/<name>` (<= 255
  * characters) whose number equals account_id when both are written in the
- * same call; external_id 2..1224 characters of `[A-Za-z0-9_+=,.@:/-]`
- * (the AWS rule; the column holds 255); region 1..20 characters.
+ * same call; external_id 2..255 characters of `[A-Za-z0-9_+=,.@:/-]`
+ * (the AWS rule allows 1224, the column holds 255); region 1..20
+ * characters.
  * Unique key: account_id (`accounts_account_id_key`).  The owner must
  * exist (`accounts_user_id_fkey`, SPOTDB_EREFERENCE).  Deleting an account
  * deletes its instances and their logs.
@@ -74,7 +75,8 @@ typedef struct spotdb_account_filter {
  * Create an account.  `fields` must include USER_ID, ACCOUNT_ID,
  * ACCOUNT_NAME, ROLE_ARN and EXTERNAL_ID; the others take their defaults.
  *
- * @param[out] out the stored row; free with spotdb_account_free().
+ * @param[out] out the stored row (defaults filled in), or NULL when not
+ *             wanted; free with spotdb_account_free().
  * @return 0; SPOTDB_EINVAL naming the field and rule; SPOTDB_ECONFLICT
  *         (account_id taken); SPOTDB_EREFERENCE (no such user).
  */

@@ -155,8 +155,15 @@ SPOTDB_API int spotdb_begin(spotdb_db *db);
 /**
  * Commit the transaction spotdb_begin() started.
  *
- * @return 0; SPOTDB_EINVAL when none is open; SPOTDB_ESQL when a call
- *         inside it had failed: then nothing was committed, the
+ * A call the server rejected inside the transaction (a constraint, a
+ * lost connection) dooms it, as PostgreSQL does: commit then stores
+ * nothing.  A call refused by the library's own checks before any round
+ * trip (SPOTDB_EINVAL naming a field) sent nothing and leaves the
+ * transaction usable; so does a lookup that found nothing
+ * (SPOTDB_ENOTFOUND).  For all-or-nothing, roll back on any failure.
+ *
+ * @return 0; SPOTDB_EINVAL when none is open; SPOTDB_ESQL when the server
+ *         had rejected a call inside it: then nothing was committed, the
  *         transaction was rolled back, and the handle is ready for the
  *         next one; SPOTDB_ECONN when the connection broke (the outcome is
  *         then unknown).
@@ -181,7 +188,10 @@ SPOTDB_API int spotdb_in_transaction(const spotdb_db *db);
 /**
  * The current time as libspotdb stores timestamps: microseconds since
  * 1970-01-01 00:00 UTC, from the local clock.  A convenience for filters
- * and for setting timestamp columns.
+ * and for setting timestamp columns.  Column defaults (created_at,
+ * execution_time, ...) use the server's clock instead, and inside a
+ * transaction its start time, so rows created in one transaction share
+ * one default timestamp.
  */
 SPOTDB_API int64_t spotdb_now_us(void);
 

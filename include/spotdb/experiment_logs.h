@@ -88,7 +88,8 @@ typedef struct spotdb_experiment_log_filter {
 
 /**
  * Log a decision.  `fields` must include INSTANCE_ID.
- * @param[out] out the stored row; free with spotdb_experiment_log_free().
+ * @param[out] out the stored row (defaults filled in), or NULL when not
+ *             wanted; free with spotdb_experiment_log_free().
  * @return 0; SPOTDB_EINVAL; SPOTDB_EREFERENCE (instance or model).
  */
 SPOTDB_API int spotdb_experiment_log_create(spotdb_experiment_log **out,

@@ -76,7 +76,8 @@ typedef struct spotdb_instance_filter {
  * Create an instance.  `fields` must include ACCOUNT_ID, INSTANCE_ID,
  * INSTANCE_TYPE and AVAILABILITY_ZONE.
  *
- * @param[out] out the stored row; free with spotdb_instance_free().
+ * @param[out] out the stored row (defaults filled in), or NULL when not
+ *             wanted; free with spotdb_instance_free().
  * @return 0; SPOTDB_EINVAL; SPOTDB_ECONFLICT; SPOTDB_EREFERENCE.
  */
 SPOTDB_API int spotdb_instance_create(spotdb_instance **out, spotdb_db *db,

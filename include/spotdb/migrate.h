@@ -5,8 +5,10 @@
  * The library carries the SQL of `sql/NNNN_name.sql` (version = NNNN),
  * embedded at build time, and records what it applied in the table
  * `spotdb_schema_migrations` (version, name, checksum = SHA-256 hex of the
- * file, applied_at, execution_ms).  docs/migrations.md tells the whole
- * story; in short:
+ * file, applied_at, execution_ms, and compatible: the file's header says
+ * `-- spotdb: compatible`, so libraries that know only older versions may
+ * still open the database, see spotdb/db.h).  docs/migrations.md tells the
+ * whole story; in short:
  *
  * - each migration runs in its own transaction together with its tracking
  *   row, so a failure leaves the database at the previous version;

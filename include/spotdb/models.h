@@ -60,7 +60,9 @@ typedef struct spotdb_model_rows {
 
 /** Filters of spotdb_model_list(); NULL members do not filter. */
 typedef struct spotdb_model_filter {
-    unsigned int version;              /**< SPOTDB_MODEL_FILTER_VERSION */
+    unsigned int version;              /**< SPOTDB_MODEL_FILTER_VERSION (the
+                                            struct's layout, not a model
+                                            version) */
     const char *name;
     const bool *is_active;
 } spotdb_model_filter;
@@ -70,7 +72,8 @@ typedef struct spotdb_model_filter {
 
 /**
  * Register a model version.  `fields` must include NAME and VERSION.
- * @param[out] out the stored row; free with spotdb_model_free().
+ * @param[out] out the stored row (defaults filled in), or NULL when not
+ *             wanted; free with spotdb_model_free().
  * @return 0; SPOTDB_EINVAL; SPOTDB_ECONFLICT (uq_model_version);
  *         SPOTDB_EREFERENCE (created_by).
  */

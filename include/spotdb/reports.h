@@ -9,6 +9,8 @@
  * projected_hourly_savings, ordered by that average descending (models
  * with no savings figure last), then by name and version.  Averages ignore
  * NULLs, as SQL's avg() does, and are NULL when every value is NULL.
+ * Models without logs in the window do not appear; a window whose since
+ * is not before its until is empty.
  *
  * Thread safety: one thread at a time per handle; rows are immutable.
  */
@@ -62,7 +64,8 @@ typedef struct spotdb_model_performance_filter {
  *
  * @param[out] out the rows; free with spotdb_model_performance_rows_free().
  * @param filter NULL for the default window.
- * @return 0; SPOTDB_EINVAL for a bad filter.
+ * @return 0; SPOTDB_EINVAL for an unknown filter version or a bound out
+ *         of the range of timestamps.
  */
 SPOTDB_API int spotdb_model_performance_list(
     spotdb_model_performance_rows **out, spotdb_db *db,

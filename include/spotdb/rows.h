@@ -42,8 +42,16 @@
  *
  * Paging: lists are in a stable order and paged by key (no OFFSET).  A
  * page's `next_cursor` is an opaque string to pass back for the following
- * page, NULL after the last page.  Rows inserted while paging never make
- * a row that existed at the start appear twice or vanish.
+ * page, NULL after the last page; it lives inside the page, so keep the
+ * page until the next list call returns, or copy the cursor.  Rows
+ * inserted while paging never make a row that existed at the start
+ * appear twice or vanish.  A limit of 0 means SPOTDB_DEFAULT_LIMIT for
+ * table lists, and no limit for views.
+ *
+ * Filters: every filter struct starts with `unsigned int version` (its
+ * layout version, as for options), then pointers; a NULL pointer does not
+ * filter, a pointer to a value keeps the rows equal to it (never NULL
+ * ones).
  *
  * Thread safety: rows are immutable once returned and may be read from
  * any thread; the call that produced them follows the handle's rule (one

@@ -77,8 +77,8 @@ typedef struct spotdb_user_filter {
 /**
  * Create a user with a password.
  *
- * @param[out] out the stored row (defaults filled in); free with
- *             spotdb_user_free().  NULL on failure.
+ * @param[out] out the stored row (defaults filled in), or NULL when
+ *             not wanted; free with spotdb_user_free().  NULL on failure.
  * @param db open handle.
  * @param in the values; only the columns in `fields` are read.
  * @param fields SPOTDB_USER_* bits to write; must include EMAIL and

@@ -86,7 +86,9 @@ typedef struct spotdb_active_instance_filter {
 
 /**
  * Active instances, newest evaluation first (last_evaluation descending,
- * never-evaluated instances last, then by id).
+ * never-evaluated instances last, then by id ascending, then the rows of
+ * one instance by model_name).  A filter on a boolean matches only rows
+ * that hold that value, never NULL ones.
  *
  * @param[out] out the rows; free with spotdb_active_instance_rows_free().
  * @param filter NULL for every environment.
