@@ -8,29 +8,12 @@
  * decoded without parsing text; results come back in one allocation per
  * row or per page, strings included, so freeing is one free().
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "table.h"
 
-/* Type OIDs of the server's catalog (pg_type.dat); stable across
- * releases. */
-#define OID_BOOL 16
-#define OID_INT8 20
-#define OID_INT4 23
-#define OID_TEXT 25
-#define OID_FLOAT8 701
-#define OID_VARCHAR 1043
-#define OID_TIMESTAMP 1114
-#define OID_UUID 2950
-#define OID_JSONB 3802
-
-/* Microseconds from 1970-01-01 to 2000-01-01, the server's epoch. */
-#define PG_EPOCH_US INT64_C(946684800000000)
-
-#define MAX_PARAMS 48
 #define SQL_MAX 4096
 
 /* ---- SQL text -------------------------------------------------------- */
@@ -74,169 +57,6 @@ static void sql_select_list(sql_buf *b, const spotdb__table *t)
 
 /* ---- parameters ------------------------------------------------------ */
 
-typedef struct params {
-    int n;
-    const char *values[MAX_PARAMS];
-    int lengths[MAX_PARAMS];
-    int formats[MAX_PARAMS];
-    Oid types[MAX_PARAMS];
-    unsigned char bin[MAX_PARAMS][16];
-} params;
-
-static Oid type_oid(spotdb__type type)
-{
-    switch (type) {
-    case SPOTDB__UUID: return OID_UUID;
-    case SPOTDB__TEXT: return OID_TEXT;
-    case SPOTDB__JSON: return OID_JSONB;
-    case SPOTDB__BOOL: return OID_BOOL;
-    case SPOTDB__INT32: return OID_INT4;
-    case SPOTDB__INT64: return OID_INT8;
-    case SPOTDB__FLOAT64: return OID_FLOAT8;
-    case SPOTDB__TIMESTAMP: return OID_TIMESTAMP;
-    }
-    return 0;
-}
-
-static void put_be(unsigned char *p, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be(const unsigned char *p, int bytes)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < bytes; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* `s` has passed spotdb__is_uuid. */
-static void uuid_to_bytes(unsigned char out[16], const char *s)
-{
-    for (int i = 0; i < 16; s++) {
-        if (*s == '-')
-            continue;
-        out[i++] = (unsigned char)(hexval(s[0]) << 4 | hexval(s[1]));
-        s++;
-    }
-}
-
-static void uuid_from_bytes(char out[SPOTDB_UUID_SIZE], const unsigned char *b)
-{
-    static const char hex[] = "0123456789abcdef";
-    char *p = out;
-
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 0xf];
-    }
-    *p = '\0';
-}
-
-/* Timestamps outside what int64 microseconds since 2000 can hold; the
- * server rejects the rest of its own range with a clear error. */
-static bool timestamp_to_pg(int64_t unix_us, int64_t *pg)
-{
-    if (unix_us == INT64_MAX || unix_us == INT64_MIN) {
-        *pg = unix_us;          /* 'infinity' and '-infinity' */
-        return true;
-    }
-    if (unix_us < INT64_MIN + PG_EPOCH_US + 1)
-        return false;
-    *pg = unix_us - PG_EPOCH_US;
-    return true;
-}
-
-static int64_t timestamp_from_pg(int64_t pg)
-{
-    if (pg == INT64_MAX || pg == INT64_MIN)
-        return pg;
-    return pg + PG_EPOCH_US;    /* the server's range cannot overflow */
-}
-
-bool spotdb__encode_timestamp(unsigned char out[8], int64_t unix_us)
-{
-    int64_t pg;
-
-    if (!timestamp_to_pg(unix_us, &pg))
-        return false;
-    put_be(out, (uint64_t)pg, 8);
-    return true;
-}
-
-/* Bind one value: text kinds get the string, the others a pointer to the
- * scalar; NULL binds SQL NULL of the column's type. */
-static void bind(params *p, const spotdb__column *c, const void *v)
-{
-    int i = p->n++;
-    unsigned char *b = p->bin[i];
-    uint64_t bits;
-
-    p->types[i] = type_oid(c->type);
-    p->formats[i] = 0;
-    p->lengths[i] = 0;
-    p->values[i] = NULL;
-    if (!v)
-        return;
-    switch (c->type) {
-    case SPOTDB__TEXT:
-    case SPOTDB__JSON:
-        p->values[i] = v;
-        return;
-    case SPOTDB__UUID:
-        uuid_to_bytes(b, v);
-        p->lengths[i] = 16;
-        break;
-    case SPOTDB__BOOL:
-        b[0] = *(const bool *)v ? 1 : 0;
-        p->lengths[i] = 1;
-        break;
-    case SPOTDB__INT32:
-        put_be(b, (uint32_t)*(const int32_t *)v, 4);
-        p->lengths[i] = 4;
-        break;
-    case SPOTDB__INT64:
-        put_be(b, (uint64_t)*(const int64_t *)v, 8);
-        p->lengths[i] = 8;
-        break;
-    case SPOTDB__FLOAT64:
-        memcpy(&bits, v, 8);
-        put_be(b, bits, 8);
-        p->lengths[i] = 8;
-        break;
-    case SPOTDB__TIMESTAMP:
-        spotdb__encode_timestamp(b, *(const int64_t *)v);  /* checked */
-        p->lengths[i] = 8;
-        break;
-    }
-    p->values[i] = (const char *)b;
-    p->formats[i] = 1;
-}
-
-static void bind_int64(params *p, int64_t v)
-{
-    static const spotdb__column count = { "limit", SPOTDB__INT64, 0, 0, 0,
-                                          0, NULL, NULL, NULL };
-    bind(p, &count, &v);
-}
 
 /* ---- validation ------------------------------------------------------ */
 
@@ -292,7 +112,7 @@ static int check_value(spotdb_db *db, const spotdb__table *t,
                        const spotdb__column *c, const void *v)
 {
     char why[256];
-    int64_t ts;
+    unsigned char ts[8];
 
     switch (c->type) {
     case SPOTDB__TEXT:
@@ -306,7 +126,7 @@ static int check_value(spotdb_db *db, const spotdb__table *t,
             return invalid(db, t, c, why);
         return 0;
     case SPOTDB__TIMESTAMP:
-        if (!timestamp_to_pg(*(const int64_t *)v, &ts))
+        if (!spotdb__encode_timestamp(ts, *(const int64_t *)v))
             return invalid(db, t, c, type_rule(c->type));
         return 0;
     case SPOTDB__BOOL:
@@ -333,7 +153,7 @@ static uint64_t row_nulls(const spotdb__table *t, const void *row)
     return nulls;
 }
 
-/* The value of column i of a public struct, as bind() and check_value()
+/* The value of column i of a public struct, as spotdb__bind() and check_value()
  * take it, or NULL for SQL NULL. */
 static const void *field_value(const spotdb__table *t, size_t i,
                                const void *row)
@@ -417,7 +237,7 @@ int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
 
 /* ---- running and decoding -------------------------------------------- */
 
-static PGresult *run(spotdb_db *db, const sql_buf *sql, const params *p,
+static PGresult *run(spotdb_db *db, const sql_buf *sql, const spotdb__params *p,
                      const char *what)
 {
     return spotdb__check_result(
@@ -425,179 +245,6 @@ static PGresult *run(spotdb_db *db, const sql_buf *sql, const params *p,
         PQexecParams(db->conn, sql->text, p->n, p->types, p->values,
                      p->lengths, p->formats, 1),
         what);
-}
-
-static bool type_matches(const spotdb__column *c, Oid oid)
-{
-    if (c->type == SPOTDB__TEXT)
-        return oid == OID_TEXT || oid == OID_VARCHAR;
-    return oid == type_oid(c->type);
-}
-
-/* The result must have the described columns and types: a database whose
- * schema drifted is reported instead of being decoded as garbage. */
-static int check_shape(spotdb_db *db, const spotdb__table *t,
-                       const PGresult *res)
-{
-    if ((size_t)PQnfields(res) < t->ncolumns)
-        return spotdb__fail(db, SPOTDB_ESCHEMA,
-                            "%s: the server returned %d columns, expected %zu",
-                            t->relation, PQnfields(res), t->ncolumns);
-    for (size_t i = 0; i < t->ncolumns; i++)
-        if (!type_matches(&t->columns[i], PQftype(res, (int)i)))
-            return spotdb__fail(db, SPOTDB_ESCHEMA,
-                                "%s.%s has type OID %u in the database, not "
-                                "the one schema v1 gives it: is the schema "
-                                "migrated?", t->relation, t->columns[i].name,
-                                (unsigned)PQftype(res, (int)i));
-    return 0;
-}
-
-static size_t fixed_size(spotdb__type type)
-{
-    switch (type) {
-    case SPOTDB__UUID: return 16;
-    case SPOTDB__BOOL: return 1;
-    case SPOTDB__INT32: return 4;
-    case SPOTDB__INT64:
-    case SPOTDB__FLOAT64:
-    case SPOTDB__TIMESTAMP: return 8;
-    default: return 0;
-    }
-}
-
-/* Bytes of text the rows [first, first + n) need, terminators included;
- * -1 when a value has a length its type cannot have. */
-static long long text_bytes(const spotdb__table *t, const PGresult *res,
-                            int first, int n)
-{
-    long long total = 0;
-
-    for (int r = first; r < first + n; r++)
-        for (size_t i = 0; i < t->ncolumns; i++) {
-            spotdb__type type = t->columns[i].type;
-            int len = PQgetlength(res, r, (int)i);
-
-            if (PQgetisnull(res, r, (int)i))
-                continue;
-            if (type == SPOTDB__TEXT)
-                total += len + 1;
-            else if (type == SPOTDB__JSON && len >= 1)
-                total += len;     /* version byte out, NUL in */
-            else if ((size_t)len != fixed_size(type))
-                return -1;
-        }
-    return total;
-}
-
-static void decode_value(const spotdb__column *c, char *field,
-                         const unsigned char *v, int len, char **arena)
-{
-    uint64_t bits;
-    int64_t i64;
-
-    switch (c->type) {
-    case SPOTDB__TEXT:
-    case SPOTDB__JSON:
-        if (c->type == SPOTDB__JSON) {   /* jsonb's binary form: version 1 */
-            v++;
-            len--;
-        }
-        memcpy(*arena, v, (size_t)len);
-        (*arena)[len] = '\0';
-        *(const char **)(void *)field = *arena;
-        *arena += len + 1;
-        break;
-    case SPOTDB__UUID:
-        uuid_from_bytes(field, v);
-        break;
-    case SPOTDB__BOOL:
-        *(bool *)(void *)field = v[0] != 0;
-        break;
-    case SPOTDB__INT32:
-        *(int32_t *)(void *)field = (int32_t)(uint32_t)get_be(v, 4);
-        break;
-    case SPOTDB__INT64:
-        *(int64_t *)(void *)field = (int64_t)get_be(v, 8);
-        break;
-    case SPOTDB__FLOAT64:
-        bits = get_be(v, 8);
-        memcpy(field, &bits, 8);
-        break;
-    case SPOTDB__TIMESTAMP:
-        i64 = (int64_t)get_be(v, 8);
-        *(int64_t *)(void *)field = timestamp_from_pg(i64);
-        break;
-    }
-}
-
-static void decode_one(const spotdb__table *t, const PGresult *res, int r,
-                       char *row, char **arena)
-{
-    uint64_t nulls = 0;
-
-    memset(row, 0, t->row_size);
-    for (size_t i = 0; i < t->ncolumns; i++) {
-        if (PQgetisnull(res, r, (int)i)) {
-            nulls |= SPOTDB_COLUMN_BIT(i);
-            continue;
-        }
-        decode_value(&t->columns[i], row + t->columns[i].offset,
-                     (const unsigned char *)PQgetvalue(res, r, (int)i),
-                     PQgetlength(res, r, (int)i), arena);
-    }
-    memcpy(row + t->nulls_offset, &nulls, sizeof nulls);
-}
-
-/* One allocation: `head` bytes, then n rows, then their text, then
- * `tail` bytes.  *rows and *tail_at point into it. */
-static char *decode_block(spotdb_db *db, const spotdb__table *t,
-                          const PGresult *res, int n, size_t head,
-                          size_t tail, char **rows, char **tail_at)
-{
-    long long text = text_bytes(t, res, 0, n);
-    char *block, *arena;
-
-    if (check_shape(db, t, res) != 0)
-        return NULL;
-    if (text < 0) {
-        spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size its type "
-                     "cannot have", t->relation);
-        return NULL;
-    }
-    block = malloc(head + (size_t)n * t->row_size + (size_t)text + tail);
-    if (!block) {
-        spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-        return NULL;
-    }
-    *rows = block + head;
-    arena = *rows + (size_t)n * t->row_size;
-    for (int r = 0; r < n; r++)
-        decode_one(t, res, r, *rows + (size_t)r * t->row_size, &arena);
-    if (tail_at)
-        *tail_at = arena;
-    return block;
-}
-
-int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
-                       const PGresult *res, int r)
-{
-    long long text;
-    char *block, *arena;
-
-    if (check_shape(db, t, res) != 0)
-        return db->errcode;
-    text = text_bytes(t, res, r, 1);
-    if (text < 0)
-        return spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size "
-                            "its type cannot have", t->relation);
-    block = malloc(t->row_size + (size_t)text);
-    if (!block)
-        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-    arena = block + t->row_size;
-    decode_one(t, res, r, block, &arena);
-    *out = block;
-    return 0;
 }
 
 /* The row of a statement that returns at most one; `missing` is the
@@ -638,7 +285,7 @@ static int check_id(spotdb_db *db, const spotdb__table *t, const char *id)
 
 /* ---- the operations -------------------------------------------------- */
 
-static void bind_extras(sql_buf *sql, params *p, const spotdb__write *w,
+static void bind_extras(sql_buf *sql, spotdb__params *p, const spotdb__write *w,
                         bool update)
 {
     static const spotdb__column text = { "extra", SPOTDB__TEXT, 0, 0, 0, 0,
@@ -652,7 +299,7 @@ static void bind_extras(sql_buf *sql, params *p, const spotdb__write *w,
         else
             sql_add(sql, ", ");
         if (e->value) {
-            bind(p, &text, e->value);
+            spotdb__bind(p, &text, e->value);
             sql_add(sql, "$%d", p->n);
         } else {
             sql_add(sql, "%s", e->sql);
@@ -666,7 +313,7 @@ static void bind_extras(sql_buf *sql, params *p, const spotdb__write *w,
  * most, so it can be named here. */
 static PGresult *run_write(spotdb_db *db, const spotdb__table *t,
                            const spotdb__write *w, const sql_buf *sql,
-                           const params *p, const char *what)
+                           const spotdb__params *p, const char *what)
 {
     PGresult *res = run(db, sql, p, what);
     char msg[SPOTDB__ERRMSG_MAX];
@@ -690,7 +337,7 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
                    const spotdb__write *w)
 {
     sql_buf sql = { .len = 0 };
-    params p = { .n = 0 };
+    spotdb__params p = { .n = 0 };
     const spotdb__lookup *lk = w->lookup;
     int rc;
     bool first = true;
@@ -713,7 +360,7 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
         if (lk && lk->column == i) {
             sql_add(&sql, "%sl.id", first ? "" : ", ");
         } else if (w->fields & SPOTDB_COLUMN_BIT(i)) {
-            bind(&p, &t->columns[i], field_value(t, i, w->row));
+            spotdb__bind(&p, &t->columns[i], field_value(t, i, w->row));
             sql_add(&sql, "%s$%d", first ? "" : ", ", p.n);
         } else {
             continue;
@@ -724,7 +371,7 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
     if (lk) {
         static const spotdb__column key = { "key", SPOTDB__TEXT, 0, 0, 0, 0,
                                             NULL, NULL, NULL };
-        bind(&p, &key, lk->value);
+        spotdb__bind(&p, &key, lk->value);
         sql_add(&sql, " FROM %s l WHERE l.%s = $%d", lk->table->relation,
                 lk->table->columns[lk->key].name, p.n);
     }
@@ -745,7 +392,7 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
                    const char *id, const spotdb__write *w)
 {
     sql_buf sql = { .len = 0 };
-    params p = { .n = 0 };
+    spotdb__params p = { .n = 0 };
     int rc;
     char what[64], missing[128];
     static const spotdb__column key = { "id", SPOTDB__UUID, 0, 0, 0, 0,
@@ -762,12 +409,12 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
     sql_add(&sql, "UPDATE %s SET ", t->relation);
     for (size_t i = 0; i < t->ncolumns; i++)
         if (w->fields & SPOTDB_COLUMN_BIT(i)) {
-            bind(&p, &t->columns[i], field_value(t, i, w->row));
+            spotdb__bind(&p, &t->columns[i], field_value(t, i, w->row));
             sql_add(&sql, "%s%s = $%d", p.n > 1 ? ", " : "",
                     t->columns[i].name, p.n);
         }
     bind_extras(&sql, &p, w, true);
-    bind(&p, &key, id);
+    spotdb__bind(&p, &key, id);
     sql_add(&sql, " WHERE id = $%d RETURNING ", p.n);
     sql_select_list(&sql, t);
     snprintf(what, sizeof what, "updating %s", t->entity);
@@ -778,14 +425,14 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
 int spotdb__delete(spotdb_db *db, const spotdb__table *t, const char *id)
 {
     sql_buf sql = { .len = 0 };
-    params p = { .n = 0 };
+    spotdb__params p = { .n = 0 };
     PGresult *res;
     char what[64];
     int rc;
 
     if ((rc = begin_call(db, NULL)) != 0 || (rc = check_id(db, t, id)) != 0)
         return rc;
-    bind(&p, &t->columns[0], id);
+    spotdb__bind(&p, &t->columns[0], id);
     sql_add(&sql, "DELETE FROM %s WHERE id = $1", t->relation);
     snprintf(what, sizeof what, "deleting %s", t->entity);
     if (!(res = run(db, &sql, &p, what)))
@@ -801,7 +448,7 @@ int spotdb__get(void **out, spotdb_db *db, const spotdb__table *t,
                 const size_t *keys, const char *const *values, size_t nkeys)
 {
     sql_buf sql = { .len = 0 };
-    params p = { .n = 0 };
+    spotdb__params p = { .n = 0 };
     char what[64], missing[512];
     int rc;
 
@@ -819,7 +466,7 @@ int spotdb__get(void **out, spotdb_db *db, const spotdb__table *t,
             return invalid(db, t, c, "must not be NULL");
         if ((rc = check_value(db, t, c, values[k])) != 0)
             return rc;
-        bind(&p, c, values[k]);
+        spotdb__bind(&p, c, values[k]);
         sql_add(&sql, "%s%s = $%d", k ? " AND " : "", c->name, p.n);
     }
     snprintf(what, sizeof what, "reading %s", t->entity);
@@ -835,7 +482,7 @@ int spotdb__get(void **out, spotdb_db *db, const spotdb__table *t,
 
 /* WHERE clause of a filter struct; returns 0 or a code. */
 static int add_filters(spotdb_db *db, const spotdb__table *t,
-                       const void *filter, sql_buf *sql, params *p,
+                       const void *filter, sql_buf *sql, spotdb__params *p,
                        bool *any)
 {
     unsigned version;
@@ -859,7 +506,7 @@ static int add_filters(spotdb_db *db, const spotdb__table *t,
             continue;
         if ((rc = check_value(db, t, c, v)) != 0)
             return rc;
-        bind(p, c, v);
+        spotdb__bind(p, c, v);
         sql_add(sql, "%s%s %s $%d", *any ? " AND " : " WHERE ", c->name,
                 f->op, p->n);
         *any = true;
@@ -922,7 +569,7 @@ static int page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
 
     if (more)
         n = limit;
-    block = decode_block(db, t, res, n, head, more ? CURSOR_MAX : 0, &rows,
+    block = spotdb__decode_block(db, t, res, n, head, more ? CURSOR_MAX : 0, &rows,
                          &tail);
     PQclear(res);
     if (!block)
@@ -943,7 +590,7 @@ static int page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
  * and of a view query. */
 static int select_filtered(spotdb__rows **out, spotdb_db *db,
                            const spotdb__table *t, const void *filter,
-                           sql_buf *sql, params *p, bool *any)
+                           sql_buf *sql, spotdb__params *p, bool *any)
 {
     if (!out)
         return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
@@ -954,7 +601,7 @@ static int select_filtered(spotdb__rows **out, spotdb_db *db,
 }
 
 static int run_page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
-                    const sql_buf *sql, const params *p, int32_t limit,
+                    const sql_buf *sql, const spotdb__params *p, int32_t limit,
                     bool paged)
 {
     char what[64];
@@ -970,7 +617,7 @@ int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
                  const void *filter, const char *cursor, int32_t limit)
 {
     sql_buf sql = { .len = 0 };
-    params p = { .n = 0 };
+    spotdb__params p = { .n = 0 };
     const spotdb__column *oc = &t->columns[t->order_column];
     const char *dir = t->descending ? "DESC" : "ASC";
     char id[SPOTDB_UUID_SIZE];
@@ -987,13 +634,13 @@ int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
     if (cursor) {
         if ((rc = parse_cursor(db, t, cursor, &key, id)) != 0)
             return rc;
-        bind(&p, oc, &key);
-        bind(&p, &t->columns[0], id);
+        spotdb__bind(&p, oc, &key);
+        spotdb__bind(&p, &t->columns[0], id);
         sql_add(&sql, "%s(%s, id) %s ($%d, $%d)", any ? " AND " : " WHERE ",
                 oc->name, t->descending ? "<" : ">", p.n - 1, p.n);
     }
     /* One row more than asked tells whether there is a next page. */
-    bind_int64(&p, (int64_t)limit + 1);
+    spotdb__bind_int64(&p, (int64_t)limit + 1);
     sql_add(&sql, " ORDER BY %s %s, id %s LIMIT $%d", oc->name, dir, dir,
             p.n);
     return run_page(out, db, t, &sql, &p, limit, true);
@@ -1003,7 +650,7 @@ int spotdb__view(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
                  const void *filter, const char *order_by, int32_t limit)
 {
     sql_buf sql = { .len = 0 };
-    params p = { .n = 0 };
+    spotdb__params p = { .n = 0 };
     bool any;
     int rc;
 
@@ -1013,7 +660,7 @@ int spotdb__view(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
         return rc;
     sql_add(&sql, " ORDER BY %s", order_by);
     if (limit > 0) {
-        bind_int64(&p, limit);
+        spotdb__bind_int64(&p, limit);
         sql_add(&sql, " LIMIT $%d", p.n);
     }
     return run_page(out, db, t, &sql, &p, limit, false);
@@ -1041,7 +688,7 @@ int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,
                   const void *filter)
 {
     sql_buf sql = { .len = 0 };
-    params p = { .n = 0 };
+    spotdb__params p = { .n = 0 };
     char what[64];
     bool any;
     PGresult *res;
@@ -1059,12 +706,11 @@ int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,
     snprintf(what, sizeof what, "counting %s", t->relation);
     if (!(res = run(db, &sql, &p, what)))
         return db->errcode;
-    if (PQftype(res, 0) != OID_INT8 || PQgetlength(res, 0, 0) != 8)
+    if (PQftype(res, 0) != SPOTDB__OID_INT8 || PQgetlength(res, 0, 0) != 8)
         rc = spotdb__fail(db, SPOTDB_ERROR, "%s: unexpected count result",
                           what);
     else
-        *out = (int64_t)get_be((const unsigned char *)PQgetvalue(res, 0, 0),
-                               8);
+        *out = spotdb__get_int64(PQgetvalue(res, 0, 0));
     PQclear(res);
     return rc;
 }

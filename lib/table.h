@@ -107,6 +107,37 @@ typedef struct spotdb__write {
     const spotdb__lookup *lookup;   /* insert only */
 } spotdb__write;
 
+/* ---- codec.c ----------------------------------------------------------- */
+
+#define SPOTDB__MAX_PARAMS 48
+#define SPOTDB__OID_INT8 20
+
+/* Parameters of one statement, fixed-size values in binary. */
+typedef struct spotdb__params {
+    int n;
+    const char *values[SPOTDB__MAX_PARAMS];
+    int lengths[SPOTDB__MAX_PARAMS];
+    int formats[SPOTDB__MAX_PARAMS];
+    Oid types[SPOTDB__MAX_PARAMS];
+    unsigned char bin[SPOTDB__MAX_PARAMS][16];
+} spotdb__params;
+
+/* Bind one value of column c's type: text kinds take the string, the
+ * others a pointer to the scalar; NULL binds SQL NULL.  The value has
+ * passed validation. */
+void spotdb__bind(spotdb__params *p, const spotdb__column *c, const void *v);
+void spotdb__bind_int64(spotdb__params *p, int64_t v);
+/* A timestamp in the server's binary form; false when out of range. */
+bool spotdb__encode_timestamp(unsigned char out[8], int64_t unix_us);
+/* A big-endian int8 of a binary result. */
+int64_t spotdb__get_int64(const char *v);
+/* One allocation: `head` bytes, then the first n rows of res decoded as
+ * t's columns, then their text, then `tail` bytes; *rows and *tail_at
+ * point into it.  NULL (with the error recorded) on failure. */
+char *spotdb__decode_block(spotdb_db *db, const spotdb__table *t,
+                           const PGresult *res, int n, size_t head,
+                           size_t tail, char **rows, char **tail_at);
+
 /* ---- table.c ----------------------------------------------------------- */
 
 int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
@@ -142,8 +173,6 @@ int spotdb__check_text(spotdb_db *db, const spotdb__table *t, size_t col,
  * columns are t's, into one allocation freed with free(). */
 int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
                        const PGresult *res, int r);
-/* A timestamp in the server's binary form; false when out of range. */
-bool spotdb__encode_timestamp(unsigned char out[8], int64_t unix_us);
 /* The select list of t ("id, email, ...") into buf. */
 void spotdb__select_list(char *buf, size_t n, const spotdb__table *t);
 

@@ -919,6 +919,8 @@ START_TEST(account_update_by_mask)
     EQI(u->nulls, 0);
     OK(spotdb_account_get(&g, db, a->id));
     assert_account_same(g, u);
+    spotdb_account_free(u);
+    u = NULL;
     qeq("123456789012|Renamed ✓|PROD|eu-west-1|true|ext-id-42",
         "SELECT account_id || '|' || account_name || '|' || environment_type"
         " || '|' || region || '|' || is_active || '|' || external_id "
@@ -1497,6 +1499,7 @@ START_TEST(instance_validation_names_the_field)
     instance_einval(&in, INST_REQ & ~SPOTDB_INSTANCE_AVAILABILITY_ZONE,
                     "availability_zone");
     EQI(rows_in("instances"), 0);
+    in.assigned_model_version = NULL;
     free(amv51);
     /* last, so that a failure here does not hide the checks above */
     in.metadata = "{'a': 1}";

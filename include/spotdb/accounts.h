@@ -67,7 +67,9 @@ typedef struct spotdb_account_filter {
     const bool *is_active;
 } spotdb_account_filter;
 
+/** Version of spotdb_account_filter this header describes. */
 #define SPOTDB_ACCOUNT_FILTER_VERSION 1
+/** Static initialiser of spotdb_account_filter: no filter. */
 #define SPOTDB_ACCOUNT_FILTER_INIT \
     { SPOTDB_ACCOUNT_FILTER_VERSION, NULL, NULL, NULL }
 

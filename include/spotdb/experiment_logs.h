@@ -82,7 +82,9 @@ typedef struct spotdb_experiment_log_filter {
     const int64_t *executed_before;/**< execution_time < this */
 } spotdb_experiment_log_filter;
 
+/** Version of spotdb_experiment_log_filter this header describes. */
 #define SPOTDB_EXPERIMENT_LOG_FILTER_VERSION 1
+/** Static initialiser of spotdb_experiment_log_filter: no filter. */
 #define SPOTDB_EXPERIMENT_LOG_FILTER_INIT \
     { SPOTDB_EXPERIMENT_LOG_FILTER_VERSION, NULL, NULL, NULL, NULL, NULL, NULL }
 

@@ -68,7 +68,9 @@ typedef struct spotdb_instance_filter {
     const bool *is_active;
 } spotdb_instance_filter;
 
+/** Version of spotdb_instance_filter this header describes. */
 #define SPOTDB_INSTANCE_FILTER_VERSION 1
+/** Static initialiser of spotdb_instance_filter: no filter. */
 #define SPOTDB_INSTANCE_FILTER_INIT \
     { SPOTDB_INSTANCE_FILTER_VERSION, NULL, NULL, NULL }
 

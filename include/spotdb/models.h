@@ -67,7 +67,9 @@ typedef struct spotdb_model_filter {
     const bool *is_active;
 } spotdb_model_filter;
 
+/** Version of spotdb_model_filter this header describes. */
 #define SPOTDB_MODEL_FILTER_VERSION 1
+/** Static initialiser of spotdb_model_filter: no filter. */
 #define SPOTDB_MODEL_FILTER_INIT { SPOTDB_MODEL_FILTER_VERSION, NULL, NULL }
 
 /**

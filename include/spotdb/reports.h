@@ -55,7 +55,9 @@ typedef struct spotdb_model_performance_filter {
     const int64_t *until;    /**< execution_time < this; NULL: no bound */
 } spotdb_model_performance_filter;
 
+/** Version of spotdb_model_performance_filter this header describes. */
 #define SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION 1
+/** Static initialiser of spotdb_model_performance_filter: no filter. */
 #define SPOTDB_MODEL_PERFORMANCE_FILTER_INIT \
     { SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION, NULL, NULL }
 

@@ -80,7 +80,9 @@ typedef struct spotdb_active_instance_filter {
     const char *environment_type; /**< "PROD" or "LAB" */
 } spotdb_active_instance_filter;
 
+/** Version of spotdb_active_instance_filter this header describes. */
 #define SPOTDB_ACTIVE_INSTANCE_FILTER_VERSION 1
+/** Static initialiser of spotdb_active_instance_filter: no filter. */
 #define SPOTDB_ACTIVE_INSTANCE_FILTER_INIT \
     { SPOTDB_ACTIVE_INSTANCE_FILTER_VERSION, NULL }
 
@@ -154,7 +156,9 @@ typedef struct spotdb_recent_experiment_filter {
     const bool *is_shadow_run;
 } spotdb_recent_experiment_filter;
 
+/** Version of spotdb_recent_experiment_filter this header describes. */
 #define SPOTDB_RECENT_EXPERIMENT_FILTER_VERSION 1
+/** Static initialiser of spotdb_recent_experiment_filter: no filter. */
 #define SPOTDB_RECENT_EXPERIMENT_FILTER_INIT \
     { SPOTDB_RECENT_EXPERIMENT_FILTER_VERSION, NULL, NULL }
 
