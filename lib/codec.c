@@ -337,6 +337,36 @@ char *spotdb__decode_block(spotdb_db *db, const spotdb__table *t,
     return block;
 }
 
+int spotdb__decode_reuse(spotdb_db *db, const spotdb__table *t,
+                         const PGresult *res, int r, char **buf, size_t *cap)
+{
+    long long text = text_bytes(t, res, r, 1);
+    size_t need;
+    char *arena;
+
+    if (text < 0)
+        return spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size "
+                            "its type cannot have", t->relation);
+    need = t->row_size + (size_t)text;
+    if (need > *cap) {
+        char *bigger = realloc(*buf, need * 2);
+
+        if (!bigger)
+            return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
+        *buf = bigger;
+        *cap = need * 2;
+    }
+    arena = *buf + t->row_size;
+    decode_one(t, res, r, *buf, &arena);
+    return 0;
+}
+
+int spotdb__check_shape(spotdb_db *db, const spotdb__table *t,
+                        const PGresult *res)
+{
+    return check_shape(db, t, res);
+}
+
 int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
                        const PGresult *res, int r)
 {

@@ -28,11 +28,16 @@ int spotdb__options_init(void *opts, size_t size, unsigned int version,
  * members may be written. */
 int spotdb_open_options_init(spotdb_open_options *opts, unsigned int version)
 {
-    size_t size = version == 1 ? offsetof(spotdb_open_options, schema_check)
-                               : sizeof *opts;
+    static const size_t sizes[] = {
+        0, offsetof(spotdb_open_options, schema_check),
+        offsetof(spotdb_open_options, statements), sizeof *opts,
+    };
 
-    return spotdb__options_init(opts, size, version,
-                                version == 1 ? 1 : SPOTDB_OPEN_OPTIONS_VERSION,
+    if (version >= 1 && version <= SPOTDB_OPEN_OPTIONS_VERSION)
+        return spotdb__options_init(opts, sizes[version], version, version,
+                                    "spotdb_open_options_init");
+    return spotdb__options_init(opts, sizeof *opts, version,
+                                SPOTDB_OPEN_OPTIONS_VERSION,
                                 "spotdb_open_options_init");
 }
 
@@ -118,6 +123,7 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
     spotdb_db *db;
     bool oom = false;
     int rc, check = SPOTDB_SCHEMA_CHECK_REQUIRE;
+    int statements = SPOTDB_STATEMENTS_PREPARED;
 
     spotdb__clear_last_error();
     if (!out)
@@ -134,6 +140,13 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
                             "spotdb_open: opts->connect_timeout_s must be >= 0");
     if (opts && opts->version >= 2)
         check = opts->schema_check;
+    if (opts && opts->version >= 3)
+        statements = opts->statements;
+    if (statements != SPOTDB_STATEMENTS_PREPARED &&
+        statements != SPOTDB_STATEMENTS_UNNAMED)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->statements must be "
+                            "SPOTDB_STATEMENTS_PREPARED or _UNNAMED");
     if (check != SPOTDB_SCHEMA_CHECK_REQUIRE &&
         check != SPOTDB_SCHEMA_CHECK_SKIP)
         return spotdb__fail(NULL, SPOTDB_EINVAL,
@@ -147,6 +160,7 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
         return spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
     }
     db->source = ci.source;
+    db->unnamed = statements == SPOTDB_STATEMENTS_UNNAMED;
     db->password = dup_or_null(ci.password, &oom);
     db->raw = dup_or_null(ci.raw, &oom);
     if (!oom)
@@ -186,6 +200,7 @@ void spotdb_close(spotdb_db *db)
         return;
     if (db->conn)
         PQfinish(db->conn);
+    spotdb__statements_forget(db);
     wipe_free(db->password);
     wipe_free(db->raw);
     free(db);

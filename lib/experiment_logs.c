@@ -64,3 +64,4 @@ const spotdb__table spotdb__experiment_log_table = {
 
 SPOTDB__TABLE_FUNCTIONS(experiment_log, spotdb__experiment_log_table)
 SPOTDB__CREATE_FUNCTION(experiment_log, spotdb__experiment_log_table)
+SPOTDB__INSERT_MANY_FUNCTION(experiment_log, spotdb__experiment_log_table)

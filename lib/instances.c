@@ -47,6 +47,7 @@ const spotdb__table spotdb__instance_table = {
 
 SPOTDB__TABLE_FUNCTIONS(instance, spotdb__instance_table)
 SPOTDB__CREATE_FUNCTION(instance, spotdb__instance_table)
+SPOTDB__INSERT_MANY_FUNCTION(instance, spotdb__instance_table)
 
 int spotdb_instance_get_by_instance_id(spotdb_instance **out, spotdb_db *db,
                                        const char *instance_id)

@@ -26,6 +26,9 @@ struct spotdb_db {
     char *raw;                      /* settings as given, for redaction */
     const char *secret;             /* a value of the current call that
                                        messages must mask (a hash) */
+    bool unnamed;                   /* SPOTDB_STATEMENTS_UNNAMED */
+    struct spotdb__statement *statements;   /* statements.c's cache */
+    size_t nstatements;
     char errmsg[SPOTDB__ERRMSG_MAX];
     char sqlstate[6];
     int errcode;                    /* code of the last failure, 0 if none */
@@ -178,6 +181,15 @@ enum spotdb__catalog_match {
  * 0 or a spotdb code. */
 int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
                             int *match);
+
+/* ---- statements.c ---------------------------------------------------- */
+
+/* Drop the cache of prepared statements (the connection's are gone, or
+ * the schema changed under them). */
+void spotdb__statements_forget(spotdb_db *db);
+/* The same, deallocating them on the server first (after a migration:
+ * a statement whose result type changed would fail). */
+void spotdb__statements_reset(spotdb_db *db);
 
 /* ---- password.c -------------------------------------------------------- */
 

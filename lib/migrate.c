@@ -475,6 +475,9 @@ int spotdb__migrate_set(spotdb_db *db, const spotdb__migration_set *set,
     }
     rc = run_locked(db, set, opts);
     unlock(db);
+    /* Statements prepared before the schema changed may no longer match
+     * it. */
+    spotdb__statements_reset(db);
     return rc;
 }
 

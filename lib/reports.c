@@ -42,22 +42,16 @@ static const char report_sql[] =
     " GROUP BY m.name, m.version"
     " ORDER BY 6 DESC NULLS LAST, 1, 2";
 
-int spotdb_model_performance_list(
-    spotdb_model_performance_rows **out, spotdb_db *db,
-    const spotdb_model_performance_filter *filter)
+/* The window's two bounds, NULL when absent, as parameters. */
+static int bind_window(spotdb_db *db,
+                       const spotdb_model_performance_filter *filter,
+                       spotdb__params *p)
 {
+    static const spotdb__column bound = { "bound", SPOTDB__TIMESTAMP, 0, 0,
+                                          0, 0, NULL, NULL, NULL };
     const int64_t *bounds[2] = { NULL, NULL };
-    unsigned char bin[2][8];
-    const char *values[2] = { NULL, NULL };
-    int lengths[2] = { 8, 8 }, formats[2] = { 1, 1 };
-    const unsigned types[2] = { 1114, 1114 };
+    unsigned char check[8];
 
-    if (out)
-        *out = NULL;
-    spotdb__clear_error(db);
-    if (!db || !out)
-        return spotdb__fail(db, SPOTDB_EINVAL,
-                            "model_performance: db and out must not be NULL");
     if (filter && (filter->version == 0 ||
                    filter->version > SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION))
         return spotdb__fail(db, SPOTDB_EINVAL, "model_performance filter: "
@@ -67,14 +61,44 @@ int spotdb_model_performance_list(
         bounds[1] = filter->until;
     }
     for (int i = 0; i < 2; i++) {
-        if (!bounds[i])
-            continue;
-        if (!spotdb__encode_timestamp(bin[i], *bounds[i]))
+        if (bounds[i] && !spotdb__encode_timestamp(check, *bounds[i]))
             return spotdb__fail(db, SPOTDB_EINVAL, "model_performance.%s: "
                                 "is out of range", i ? "until" : "since");
-        values[i] = (const char *)bin[i];
+        spotdb__bind(p, &bound, bounds[i]);
     }
-    return spotdb__query_rows((spotdb__rows **)out, db,
-                              &spotdb__model_performance_table, report_sql,
-                              2, values, lengths, formats, types);
+    return 0;
+}
+
+static int report(spotdb_model_performance_rows **out, spotdb_db *db,
+                  const spotdb_model_performance_filter *filter,
+                  spotdb__row_fn fn, void *ctx)
+{
+    spotdb__params p = { .n = 0 };
+    int rc;
+
+    if ((rc = spotdb__begin_read((spotdb__rows **)out, db,
+                                 &spotdb__model_performance_table, fn)) != 0 ||
+        (rc = bind_window(db, filter, &p)) != 0)
+        return rc;
+    return spotdb__query((spotdb__rows **)out, db,
+                         &spotdb__model_performance_table, report_sql, &p, fn,
+                         ctx);
+}
+
+int spotdb_model_performance_list(
+    spotdb_model_performance_rows **out, spotdb_db *db,
+    const spotdb_model_performance_filter *filter)
+{
+    return report(out, db, filter, NULL, NULL);
+}
+
+SPOTDB__STREAM_TRAMPOLINE(model_performance)
+
+int spotdb_model_performance_stream(
+    spotdb_db *db, const spotdb_model_performance_filter *filter,
+    spotdb_model_performance_cb cb, void *payload)
+{
+    struct model_performance_stream s = { cb, payload };
+
+    return report(NULL, db, filter, cb ? model_performance_each : NULL, &s);
 }

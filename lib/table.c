@@ -155,7 +155,7 @@ static uint64_t row_nulls(const spotdb__table *t, const void *row)
 
 /* The value of column i of a public struct, as spotdb__bind() and check_value()
  * take it, or NULL for SQL NULL. */
-static const void *field_value(const spotdb__table *t, size_t i,
+const void *spotdb__field_value(const spotdb__table *t, size_t i,
                                const void *row)
 {
     const spotdb__column *c = &t->columns[i];
@@ -226,7 +226,7 @@ int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
                                      "default): add its bit to fields");
         if (!(fields & bit))
             continue;
-        v = field_value(t, i, w->row);
+        v = spotdb__field_value(t, i, w->row);
         if (!v && (c->flags & SPOTDB__NOT_NULL))
             return invalid(db, t, c, "must not be NULL");
         if (v && (rc = check_value(db, t, c, v)) != 0)
@@ -237,14 +237,10 @@ int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
 
 /* ---- running and decoding -------------------------------------------- */
 
-static PGresult *run(spotdb_db *db, const sql_buf *sql, const spotdb__params *p,
-                     const char *what)
+static PGresult *run(spotdb_db *db, const sql_buf *sql,
+                     const spotdb__params *p, const char *what)
 {
-    return spotdb__check_result(
-        db,
-        PQexecParams(db->conn, sql->text, p->n, p->types, p->values,
-                     p->lengths, p->formats, 1),
-        what);
+    return spotdb__execute(db, sql->text, p, what);
 }
 
 /* The row of a statement that returns at most one; `missing` is the
@@ -360,7 +356,7 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
         if (lk && lk->column == i) {
             sql_add(&sql, "%sl.id", first ? "" : ", ");
         } else if (w->fields & SPOTDB_COLUMN_BIT(i)) {
-            spotdb__bind(&p, &t->columns[i], field_value(t, i, w->row));
+            spotdb__bind(&p, &t->columns[i], spotdb__field_value(t, i, w->row));
             sql_add(&sql, "%s$%d", first ? "" : ", ", p.n);
         } else {
             continue;
@@ -409,7 +405,7 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
     sql_add(&sql, "UPDATE %s SET ", t->relation);
     for (size_t i = 0; i < t->ncolumns; i++)
         if (w->fields & SPOTDB_COLUMN_BIT(i)) {
-            spotdb__bind(&p, &t->columns[i], field_value(t, i, w->row));
+            spotdb__bind(&p, &t->columns[i], spotdb__field_value(t, i, w->row));
             sql_add(&sql, "%s%s = $%d", p.n > 1 ? ", " : "",
                     t->columns[i].name, p.n);
         }
@@ -588,33 +584,49 @@ static int page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
 
 /* SELECT <columns> FROM <relation> WHERE <filters>: the start of a list
  * and of a view query. */
-static int select_filtered(spotdb__rows **out, spotdb_db *db,
-                           const spotdb__table *t, const void *filter,
-                           sql_buf *sql, spotdb__params *p, bool *any)
+static int select_filtered(spotdb_db *db, const spotdb__table *t,
+                           const void *filter, sql_buf *sql, spotdb__params *p,
+                           bool *any)
 {
-    if (!out)
-        return spotdb__fail(db, SPOTDB_EINVAL, "%s: out is NULL", t->entity);
     sql_add(sql, "SELECT ");
     sql_select_list(sql, t);
     sql_add(sql, " FROM %s", t->relation);
     return add_filters(db, t, filter, sql, p, any);
 }
 
-static int run_page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
-                    const sql_buf *sql, const spotdb__params *p, int32_t limit,
-                    bool paged)
+/* The rows of a query, into a page (out) or one by one to fn. */
+static int deliver(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                   const char *sql, const spotdb__params *p, int32_t limit,
+                   bool paged, spotdb__row_fn fn, void *ctx)
 {
-    char what[64];
+    char what[96];
     PGresult *res;
 
     snprintf(what, sizeof what, "reading %s", t->relation);
-    if (!(res = run(db, sql, p, what)))
+    if (fn)
+        return spotdb__stream_rows(db, t, sql, p, what, fn, ctx);
+    if (!(res = spotdb__execute(db, sql, p, what)))
         return db->errcode;
     return page(out, db, t, res, limit, paged);
 }
 
-int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
-                 const void *filter, const char *cursor, int32_t limit)
+/* Entry of the reading calls: exactly one of out and fn. */
+static int begin_read(spotdb__rows **out, spotdb_db *db,
+                      const spotdb__table *t, spotdb__row_fn fn)
+{
+    int rc = begin_call(db, (void **)out);
+
+    if (rc == 0 && !out && !fn)
+        rc = spotdb__fail(db, SPOTDB_EINVAL, "%s: out (or the stream's "
+                          "callback) is NULL", t->entity);
+    return rc;
+}
+
+/* A page after `cursor` (limit > 0), or every row (limit 0, streaming). */
+static int list_rows(spotdb__rows **out, spotdb_db *db,
+                     const spotdb__table *t, const void *filter,
+                     const char *cursor, int32_t limit, spotdb__row_fn fn,
+                     void *ctx)
 {
     sql_buf sql = { .len = 0 };
     spotdb__params p = { .n = 0 };
@@ -625,63 +637,84 @@ int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
     bool any;
     int rc;
 
-    if ((rc = begin_call(db, (void **)out)) != 0 ||
-        (rc = check_limit(db, t, limit, SPOTDB_MAX_LIMIT)) != 0 ||
-        (rc = select_filtered(out, db, t, filter, &sql, &p, &any)) != 0)
+    if ((rc = select_filtered(db, t, filter, &sql, &p, &any)) != 0)
         return rc;
-    if (limit == 0)
-        limit = SPOTDB_DEFAULT_LIMIT;
     if (cursor) {
         if ((rc = parse_cursor(db, t, cursor, &key, id)) != 0)
             return rc;
         spotdb__bind(&p, oc, &key);
         spotdb__bind(&p, &t->columns[0], id);
-        sql_add(&sql, "%s(%s, id) %s ($%d, $%d)", any ? " AND " : " WHERE ",
-                oc->name, t->descending ? "<" : ">", p.n - 1, p.n);
+        /* The row comparison is exact; the plain bound before it lets an
+         * index on the order column alone start the scan at the cursor,
+         * so a deep page costs what the first one does. */
+        sql_add(&sql, "%s%s %s $%d AND (%s, id) %s ($%d, $%d)",
+                any ? " AND " : " WHERE ", oc->name,
+                t->descending ? "<=" : ">=", p.n - 1, oc->name,
+                t->descending ? "<" : ">", p.n - 1, p.n);
     }
-    /* One row more than asked tells whether there is a next page. */
-    spotdb__bind_int64(&p, (int64_t)limit + 1);
-    sql_add(&sql, " ORDER BY %s %s, id %s LIMIT $%d", oc->name, dir, dir,
-            p.n);
-    return run_page(out, db, t, &sql, &p, limit, true);
+    sql_add(&sql, " ORDER BY %s %s, id %s", oc->name, dir, dir);
+    if (limit > 0) {
+        /* One row more than asked tells whether there is a next page. */
+        spotdb__bind_int64(&p, (int64_t)limit + 1);
+        sql_add(&sql, " LIMIT $%d", p.n);
+    }
+    return deliver(out, db, t, sql.text, &p, limit, true, fn, ctx);
+}
+
+int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                 const void *filter, const char *cursor, int32_t limit)
+{
+    int rc;
+
+    if ((rc = begin_read(out, db, t, NULL)) != 0 ||
+        (rc = check_limit(db, t, limit, SPOTDB_MAX_LIMIT)) != 0)
+        return rc;
+    return list_rows(out, db, t, filter, cursor,
+                     limit ? limit : SPOTDB_DEFAULT_LIMIT, NULL, NULL);
+}
+
+int spotdb__list_stream(spotdb_db *db, const spotdb__table *t,
+                        const void *filter, spotdb__row_fn fn, void *ctx)
+{
+    int rc;
+
+    if ((rc = begin_read(NULL, db, t, fn)) != 0)
+        return rc;
+    return list_rows(NULL, db, t, filter, NULL, 0, fn, ctx);
 }
 
 int spotdb__view(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
-                 const void *filter, const char *order_by, int32_t limit)
+                 const void *filter, const char *order_by, int32_t limit,
+                 spotdb__row_fn fn, void *ctx)
 {
     sql_buf sql = { .len = 0 };
     spotdb__params p = { .n = 0 };
     bool any;
     int rc;
 
-    if ((rc = begin_call(db, (void **)out)) != 0 ||
+    if ((rc = begin_read(out, db, t, fn)) != 0 ||
         (rc = check_limit(db, t, limit, INT32_MAX)) != 0 ||
-        (rc = select_filtered(out, db, t, filter, &sql, &p, &any)) != 0)
+        (rc = select_filtered(db, t, filter, &sql, &p, &any)) != 0)
         return rc;
     sql_add(&sql, " ORDER BY %s", order_by);
     if (limit > 0) {
         spotdb__bind_int64(&p, limit);
         sql_add(&sql, " LIMIT $%d", p.n);
     }
-    return run_page(out, db, t, &sql, &p, limit, false);
+    return deliver(out, db, t, sql.text, &p, limit, false, fn, ctx);
 }
 
-int spotdb__query_rows(spotdb__rows **out, spotdb_db *db,
-                       const spotdb__table *t, const char *sql, int nparams,
-                       const char *const *values, const int *lengths,
-                       const int *formats, const unsigned *types)
+int spotdb__query(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                  const char *sql, const spotdb__params *p,
+                  spotdb__row_fn fn, void *ctx)
 {
-    char what[64];
-    PGresult *res;
+    return deliver(out, db, t, sql, p, 0, false, fn, ctx);
+}
 
-    snprintf(what, sizeof what, "reading %s", t->relation);
-    res = spotdb__check_result(db,
-                               PQexecParams(db->conn, sql, nparams, types,
-                                            values, lengths, formats, 1),
-                               what);
-    if (!res)
-        return db->errcode;
-    return page(out, db, t, res, 0, false);
+int spotdb__begin_read(spotdb__rows **out, spotdb_db *db,
+                       const spotdb__table *t, spotdb__row_fn fn)
+{
+    return begin_read(out, db, t, fn);
 }
 
 int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,

@@ -138,6 +138,24 @@ char *spotdb__decode_block(spotdb_db *db, const spotdb__table *t,
                            const PGresult *res, int n, size_t head,
                            size_t tail, char **rows, char **tail_at);
 
+/* ---- statements.c ------------------------------------------------------ */
+
+/* Run `sql` with binary results: prepared and reused per connection, or
+ * unnamed; NULL with the error recorded (`what` as context). */
+PGresult *spotdb__execute(spotdb_db *db, const char *sql,
+                          const spotdb__params *p, const char *what);
+/* The same, only sent: results are read with PQgetResult (streaming). */
+int spotdb__send(spotdb_db *db, const char *sql, const spotdb__params *p,
+                 const char *what);
+
+/* Decode row r of res into *buf (grown as needed, *cap its size): the
+ * buffer a stream reuses from row to row. */
+int spotdb__decode_reuse(spotdb_db *db, const spotdb__table *t,
+                         const PGresult *res, int r, char **buf, size_t *cap);
+/* ESCHEMA unless res has t's columns and types. */
+int spotdb__check_shape(spotdb_db *db, const spotdb__table *t,
+                        const PGresult *res);
+
 /* ---- table.c ----------------------------------------------------------- */
 
 int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
@@ -152,18 +170,34 @@ int spotdb__list(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
                  const void *filter, const char *cursor, int32_t limit);
 int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,
                   const void *filter);
-/* A view: filters of the table, a fixed ORDER BY, a limit (0: none). */
+
+/* Receives one row of a stream; returns 0 to go on. */
+typedef int (*spotdb__row_fn)(const void *row, void *ctx);
+
+/* Every row the filter selects, in list order, to fn. */
+int spotdb__list_stream(spotdb_db *db, const spotdb__table *t,
+                        const void *filter, spotdb__row_fn fn, void *ctx);
+/* A view: filters of the table, a fixed ORDER BY, a limit (0: none); into
+ * a page (out) or to fn (out NULL). */
 int spotdb__view(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
-                 const void *filter, const char *order_by, int32_t limit);
-/* Rows of a hand-written query whose result columns are t's columns. */
-int spotdb__query_rows(spotdb__rows **out, spotdb_db *db,
-                       const spotdb__table *t, const char *sql, int nparams,
-                       const char *const *values, const int *lengths,
-                       const int *formats, const unsigned *types);
+                 const void *filter, const char *order_by, int32_t limit,
+                 spotdb__row_fn fn, void *ctx);
+/* Entry checks of a hand-written read (clears errors, out or fn). */
+int spotdb__begin_read(spotdb__rows **out, spotdb_db *db,
+                       const spotdb__table *t, spotdb__row_fn fn);
+/* Rows of a hand-written query whose result columns are t's, into a page
+ * or to fn. */
+int spotdb__query(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
+                  const char *sql, const spotdb__params *p,
+                  spotdb__row_fn fn, void *ctx);
 /* What spotdb__insert (create) and spotdb__update check before any round
  * trip, for callers with expensive work to do in between (bcrypt). */
 int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
                         const spotdb__write *w, bool create);
+/* The value of column i of a public struct as spotdb__bind takes it, or
+ * NULL for SQL NULL (see spotdb/rows.h for what counts as NULL). */
+const void *spotdb__field_value(const spotdb__table *t, size_t i,
+                                const void *row);
 /* Check one text value against column `col` of t (validators of lookup
  * keys and login names). */
 int spotdb__check_text(spotdb_db *db, const spotdb__table *t, size_t col,
@@ -175,6 +209,32 @@ int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
                        const PGresult *res, int r);
 /* The select list of t ("id, email, ...") into buf. */
 void spotdb__select_list(char *buf, size_t n, const spotdb__table *t);
+
+/* ---- copy.c ------------------------------------------------------------ */
+
+/* n rows of t's struct in one binary COPY; see spotdb/rows.h. */
+int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
+                        const void *rows, size_t n, uint64_t fields,
+                        char (*ids)[SPOTDB_UUID_SIZE], int64_t *bad_row);
+
+#define SPOTDB__INSERT_MANY_FUNCTION(ENT, TBL)                              \
+    int spotdb_##ENT##_insert_many(spotdb_db *db,                           \
+                                   const spotdb_##ENT *rows, size_t n,      \
+                                   uint64_t fields,                         \
+                                   char (*ids)[SPOTDB_UUID_SIZE],           \
+                                   int64_t *bad_row)                        \
+    {                                                                       \
+        return spotdb__insert_many(db, &TBL, rows, n, fields, ids,          \
+                                   bad_row);                                \
+    }
+
+/* ---- stream.c ---------------------------------------------------------- */
+
+/* Run sql in single-row mode, decoding each row into one reused buffer
+ * and handing it to fn; returns 0, fn's non-zero value, or a code. */
+int spotdb__stream_rows(spotdb_db *db, const spotdb__table *t,
+                        const char *sql, const spotdb__params *p,
+                        const char *what, spotdb__row_fn fn, void *ctx);
 
 /* ---- validate.c -------------------------------------------------------- */
 
@@ -266,6 +326,29 @@ extern const spotdb__table spotdb__model_performance_table;
     void spotdb_##ENT##_free(spotdb_##ENT *row)                             \
     {                                                                       \
         free(row);                                                          \
+    }                                                                       \
+    SPOTDB__LIST_STREAM_FUNCTION(ENT, TBL)
+
+/* The typed callback of a public *_stream function behind the untyped
+ * one of table.c (calling through a cast function pointer would be
+ * undefined behaviour). */
+#define SPOTDB__STREAM_TRAMPOLINE(ENT)                                      \
+    struct ENT##_stream { spotdb_##ENT##_cb cb; void *payload; };          \
+    static int ENT##_each(const void *row, void *ctx)                      \
+    {                                                                       \
+        const struct ENT##_stream *s = ctx;                                 \
+        return s->cb(row, s->payload);                                      \
+    }
+
+#define SPOTDB__LIST_STREAM_FUNCTION(ENT, TBL)                              \
+    SPOTDB__STREAM_TRAMPOLINE(ENT)                                          \
+    int spotdb_##ENT##_stream(spotdb_db *db,                                \
+                              const spotdb_##ENT##_filter *filter,          \
+                              spotdb_##ENT##_cb cb, void *payload)          \
+    {                                                                       \
+        struct ENT##_stream s = { cb, payload };                            \
+        return spotdb__list_stream(db, &TBL, filter, cb ? ENT##_each : NULL, \
+                                   &s);                                     \
     }
 
 /* create for tables without specifics. */

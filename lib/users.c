@@ -142,18 +142,17 @@ int spotdb_user_set_password(spotdb_db *db, const char *id,
 static int find_login(spotdb_user **user, char *hash, spotdb_db *db,
                       const char *login)
 {
+    size_t key = strchr(login, '@') ? EMAIL : USERNAME;
     char sql[1024], list[512];
-    const char *params[1] = { login };
-    const char *key = strchr(login, '@') ? "email" : "username";
+    spotdb__params p = { .n = 0 };
     PGresult *res;
     int rc = 0;
 
     spotdb__select_list(list, sizeof list, &spotdb__user_table);
     snprintf(sql, sizeof sql, "SELECT %s, hashed_password FROM users "
-             "WHERE %s = $1", list, key);
-    res = spotdb__check_result(db, PQexecParams(db->conn, sql, 1, NULL,
-                                                params, NULL, NULL, 1),
-                               "authenticating");
+             "WHERE %s = $1", list, columns[key].name);
+    spotdb__bind(&p, &columns[key], login);
+    res = spotdb__execute(db, sql, &p, "authenticating");
     if (!res)
         return db->errcode;
     if (PQntuples(res) == 1) {

@@ -92,15 +92,31 @@ SPOTDB__ROWS_FUNCTIONS(recent_experiment)
 /* "Newest evaluation first" as the documentation's query means it:
  * instances never evaluated go last rather than first (DESC alone would
  * put NULLs first); id breaks ties so the order is stable. */
+#define ACTIVE_ORDER "last_evaluation DESC NULLS LAST, id, model_name"
+#define RECENT_ORDER "execution_time DESC, id DESC"
+
 int spotdb_active_instance_list(spotdb_active_instance_rows **out,
                                 spotdb_db *db,
                                 const spotdb_active_instance_filter *filter,
                                 int32_t limit)
 {
     return spotdb__view((spotdb__rows **)out, db,
-                        &spotdb__active_instance_table, filter,
-                        "last_evaluation DESC NULLS LAST, id, model_name",
-                        limit);
+                        &spotdb__active_instance_table, filter, ACTIVE_ORDER,
+                        limit, NULL, NULL);
+}
+
+SPOTDB__STREAM_TRAMPOLINE(active_instance)
+
+int spotdb_active_instance_stream(spotdb_db *db,
+                                  const spotdb_active_instance_filter *filter,
+                                  int32_t limit, spotdb_active_instance_cb cb,
+                                  void *payload)
+{
+    struct active_instance_stream s = { cb, payload };
+
+    return spotdb__view(NULL, db, &spotdb__active_instance_table, filter,
+                        ACTIVE_ORDER, limit, cb ? active_instance_each : NULL,
+                        &s);
 }
 
 int spotdb_recent_experiment_list(
@@ -109,5 +125,18 @@ int spotdb_recent_experiment_list(
 {
     return spotdb__view((spotdb__rows **)out, db,
                         &spotdb__recent_experiment_table, filter,
-                        "execution_time DESC, id DESC", limit);
+                        RECENT_ORDER, limit, NULL, NULL);
+}
+
+SPOTDB__STREAM_TRAMPOLINE(recent_experiment)
+
+int spotdb_recent_experiment_stream(
+    spotdb_db *db, const spotdb_recent_experiment_filter *filter,
+    int32_t limit, spotdb_recent_experiment_cb cb, void *payload)
+{
+    struct recent_experiment_stream s = { cb, payload };
+
+    return spotdb__view(NULL, db, &spotdb__recent_experiment_table, filter,
+                        RECENT_ORDER, limit,
+                        cb ? recent_experiment_each : NULL, &s);
 }

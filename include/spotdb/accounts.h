@@ -138,6 +138,23 @@ SPOTDB_API int spotdb_account_list(spotdb_account_rows **out, spotdb_db *db,
 SPOTDB_API int spotdb_account_count(int64_t *out, spotdb_db *db,
                                     const spotdb_account_filter *filter);
 
+/** Receives one row of spotdb_account_stream(); see spotdb/rows.h. */
+typedef int (*spotdb_account_cb)(const spotdb_account *row, void *payload);
+
+/**
+ * Every account the filter selects, in the order of spotdb_account_list(), one
+ * at a time, in constant memory.
+ *
+ * @param filter NULL for all.
+ * @param cb called once per row; the row is valid during the call only.
+ * @param payload passed to cb.
+ * @return 0 after the last row; the callback's value when it stopped the
+ *         stream; SPOTDB_EINVAL for a bad filter; the server's codes.
+ */
+SPOTDB_API int spotdb_account_stream(spotdb_db *db,
+                                   const spotdb_account_filter *filter,
+                                   spotdb_account_cb cb, void *payload);
+
 /** Free a row.  NULL is a no-op. */
 SPOTDB_API void spotdb_account_free(spotdb_account *row);
 /** Free a page.  NULL is a no-op. */

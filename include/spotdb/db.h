@@ -59,9 +59,21 @@ typedef enum spotdb_schema_check {
     SPOTDB_SCHEMA_CHECK_SKIP = 1
 } spotdb_schema_check;
 
+/** How the library runs its statements. */
+typedef enum spotdb_statements {
+    /** Each distinct statement is prepared once per connection (the first
+     *  call pays one extra round trip) and reused (the default). */
+    SPOTDB_STATEMENTS_PREPARED = 0,
+    /** Unnamed statements only, parsed on every call in the same round
+     *  trip: for transaction-mode poolers such as PgBouncer, where a
+     *  prepared statement may not be found on the next transaction's
+     *  server connection. */
+    SPOTDB_STATEMENTS_UNNAMED = 1
+} spotdb_statements;
+
 /** Version of spotdb_open_options this header describes (1: up to
- *  connect_timeout_s; 2: schema_check). */
-#define SPOTDB_OPEN_OPTIONS_VERSION 2
+ *  connect_timeout_s; 2: schema_check; 3: statements). */
+#define SPOTDB_OPEN_OPTIONS_VERSION 3
 
 /** Options of spotdb_open().  Initialise with SPOTDB_OPEN_OPTIONS_INIT or
  *  spotdb_open_options_init(); NULL options mean all defaults. */
@@ -77,10 +89,13 @@ typedef struct spotdb_open_options {
     /** A spotdb_schema_check value; 0: SPOTDB_SCHEMA_CHECK_REQUIRE.  Read
      *  from version 2 on. */
     int32_t schema_check;
+    /** A spotdb_statements value; 0: SPOTDB_STATEMENTS_PREPARED.  Read
+     *  from version 3 on. */
+    int32_t statements;
 } spotdb_open_options;
 
 /** Static initialiser of spotdb_open_options with every default. */
-#define SPOTDB_OPEN_OPTIONS_INIT { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0, 0 }
+#define SPOTDB_OPEN_OPTIONS_INIT { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0, 0, 0 }
 
 /**
  * Fill `opts` with the defaults (for bindings, which cannot use the macro).

@@ -123,6 +123,50 @@ SPOTDB_API int spotdb_experiment_log_list(
 SPOTDB_API int spotdb_experiment_log_count(
     int64_t *out, spotdb_db *db, const spotdb_experiment_log_filter *filter);
 
+/**
+ * Store `n` rows in one statement (COPY in binary format): all of them,
+ * or none when any is refused.  Every row is validated first, so a bad
+ * value costs no round trip.  The columns in `fields` are written from
+ * each row and the others take their defaults, as for create; `fields`
+ * must include SPOTDB_EXPERIMENT_LOG_INSTANCE_ID.  Inside a transaction the rows commit with it;
+ * otherwise the COPY is its own transaction.
+ *
+ * @param db open handle.
+ * @param rows `n` rows.
+ * @param n number of rows (0 is a no-op).
+ * @param fields column bits written from each row.
+ * @param[out] ids NULL, or room for `n` ids, which receive each stored
+ *             row's id (generated here, as version 4 UUIDs, when ID is
+ *             not in `fields`).
+ * @param[out] bad_row NULL, or the index of the row that was refused, -1
+ *             when the failure is not one row's (or on success).
+ * @return 0; SPOTDB_EINVAL naming the row, field and rule;
+ *         SPOTDB_EREFERENCE, SPOTDB_ECONFLICT naming the row when the
+ *         server's detail identifies it; SPOTDB_ECONN; SPOTDB_ENOMEM.
+ */
+SPOTDB_API int spotdb_experiment_log_insert_many(spotdb_db *db,
+                                        const spotdb_experiment_log *rows,
+                                        size_t n, uint64_t fields,
+                                        char (*ids)[SPOTDB_UUID_SIZE],
+                                        int64_t *bad_row);
+
+/** Receives one row of spotdb_experiment_log_stream(); see spotdb/rows.h. */
+typedef int (*spotdb_experiment_log_cb)(const spotdb_experiment_log *row, void *payload);
+
+/**
+ * Every experiment_log the filter selects, in the order of spotdb_experiment_log_list(), one
+ * at a time, in constant memory.
+ *
+ * @param filter NULL for all.
+ * @param cb called once per row; the row is valid during the call only.
+ * @param payload passed to cb.
+ * @return 0 after the last row; the callback's value when it stopped the
+ *         stream; SPOTDB_EINVAL for a bad filter; the server's codes.
+ */
+SPOTDB_API int spotdb_experiment_log_stream(spotdb_db *db,
+                                   const spotdb_experiment_log_filter *filter,
+                                   spotdb_experiment_log_cb cb, void *payload);
+
 /** Free a row.  NULL is a no-op. */
 SPOTDB_API void spotdb_experiment_log_free(spotdb_experiment_log *row);
 /** Free a page.  NULL is a no-op. */

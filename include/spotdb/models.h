@@ -111,6 +111,23 @@ SPOTDB_API int spotdb_model_list(spotdb_model_rows **out, spotdb_db *db,
 SPOTDB_API int spotdb_model_count(int64_t *out, spotdb_db *db,
                                   const spotdb_model_filter *filter);
 
+/** Receives one row of spotdb_model_stream(); see spotdb/rows.h. */
+typedef int (*spotdb_model_cb)(const spotdb_model *row, void *payload);
+
+/**
+ * Every model the filter selects, in the order of spotdb_model_list(), one
+ * at a time, in constant memory.
+ *
+ * @param filter NULL for all.
+ * @param cb called once per row; the row is valid during the call only.
+ * @param payload passed to cb.
+ * @return 0 after the last row; the callback's value when it stopped the
+ *         stream; SPOTDB_EINVAL for a bad filter; the server's codes.
+ */
+SPOTDB_API int spotdb_model_stream(spotdb_db *db,
+                                   const spotdb_model_filter *filter,
+                                   spotdb_model_cb cb, void *payload);
+
 /** Free a row.  NULL is a no-op. */
 SPOTDB_API void spotdb_model_free(spotdb_model *row);
 /** Free a page.  NULL is a no-op. */

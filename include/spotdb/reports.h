@@ -73,6 +73,20 @@ SPOTDB_API int spotdb_model_performance_list(
     spotdb_model_performance_rows **out, spotdb_db *db,
     const spotdb_model_performance_filter *filter);
 
+/** Receives one row of spotdb_model_performance_stream(). */
+typedef int (*spotdb_model_performance_cb)(
+    const spotdb_model_performance *row, void *payload);
+
+/**
+ * The rows of spotdb_model_performance_list(), one at a time (see
+ * spotdb/rows.h for the callback's rules).
+ *
+ * @return 0; the callback's value when it stopped; SPOTDB_EINVAL.
+ */
+SPOTDB_API int spotdb_model_performance_stream(
+    spotdb_db *db, const spotdb_model_performance_filter *filter,
+    spotdb_model_performance_cb cb, void *payload);
+
 /** Free rows.  NULL is a no-op. */
 SPOTDB_API void spotdb_model_performance_rows_free(
     spotdb_model_performance_rows *rows);

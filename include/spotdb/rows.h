@@ -23,8 +23,14 @@
  *
  * NULL: bit `SPOTDB_<ENTITY>_<COLUMN>` of `nulls` is set when the column
  * is SQL NULL.  Rows the library returns always set it (and leave text
- * pointers NULL and UUIDs "" for NULL columns), so a NULL boolean is never
- * mistaken for false, nor a NULL double for 0.0.
+ * pointers NULL, UUIDs "" and numbers 0 for NULL columns), so a NULL
+ * boolean is never mistaken for false, nor a NULL double for 0.0.
+ *
+ * Ids and keys: every call taking an id or a filter UUID returns
+ * SPOTDB_EINVAL for a string that is not a UUID, and a key value that
+ * breaks its column's rules (an email without @, an over-long name, an AWS
+ * number that is not 12 digits) is SPOTDB_EINVAL rather than
+ * SPOTDB_ENOTFOUND, in lookups, filters and the create_for_* calls.
  *
  * Writing (create and update) takes a `fields` mask of the same bits: only
  * the columns in `fields` are written, the others keep their value (update)
@@ -32,7 +38,11 @@
  * as NULL when its bit is set in `nulls`, when it is text with a NULL
  * pointer, or when it is a UUID holding "".  A zero-initialised struct
  * therefore has every scalar at 0/false and not NULL: name the columns you
- * mean in `fields`.
+ * mean in `fields`.  Create may write any column, `id` and `created_at`
+ * included (an id chosen by the caller makes a retried create detectable);
+ * update refuses `id` and trigger-maintained `updated_at`.  NULL for a NOT
+ * NULL column, like every other rule, is SPOTDB_EINVAL naming the field,
+ * before any round trip.
  *
  * Ownership: rows returned through `T **out` are one allocation, text
  * included, released with `spotdb_<entity>_free()`; pages of rows
@@ -52,6 +62,20 @@
  * layout version, as for options), then pointers; a NULL pointer does not
  * filter, a pointer to a value keeps the rows equal to it (never NULL
  * ones).
+ *
+ * Streaming: every list, view and report also has a `_stream` function
+ * that hands the rows one at a time to a callback, in the same order,
+ * without a limit and without holding the result in memory (libpq's
+ * single-row mode): memory stays flat whatever the row count.  The row
+ * passed to the callback, and its strings, are valid only during the
+ * call; copy what you keep.  The callback returns 0 to go on; any other
+ * value stops the stream, which then returns that value (use positive
+ * values, so they cannot be mistaken for SPOTDB_E* codes).  The handle
+ * must not be used from inside the callback.
+ *
+ * Bulk: tables whose rows come in bulk have `_insert_many`, which stores
+ * n rows with one COPY in binary format: all of them or, on any failure,
+ * none, with the index of the offending row when it can be known.
  *
  * Thread safety: rows are immutable once returned and may be read from
  * any thread; the call that produced them follows the handle's rule (one

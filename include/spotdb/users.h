@@ -9,9 +9,12 @@
  * anything after 72 bytes, so longer ones are refused rather than silently
  * cut); being a C string it cannot contain NUL.
  *
- * Validation before any round trip: email 1..255 characters, username
- * 1..50, full_name up to 100, role one of "admin", "user", "lab", every
- * string valid UTF-8.  Unique keys: email (`users_email_key`) and username
+ * Validation before any round trip: email 1..255 characters with exactly
+ * one @ between a local part and a domain and no spaces; username 1..50
+ * characters without @, spaces or control characters (so that a login is
+ * unambiguously an email or a username); full_name up to 100; role one of
+ * "admin", "user", "lab"; every string valid UTF-8.  Lookups and logins
+ * match email and username exactly, case included.  Unique keys: email (`users_email_key`) and username
  * (`users_username_key`); a duplicate is SPOTDB_ECONFLICT naming the
  * constraint.
  *
@@ -158,8 +161,10 @@ SPOTDB_API int spotdb_user_count(int64_t *out, spotdb_db *db,
 /**
  * Check a login (username, or else email) and password.
  *
- * On success sets `last_login` to now and, when the stored hash is weaker
- * than `$2b$` cost 12, replaces it with one of cost 12.  A wrong password,
+ * A login with @ is an email, otherwise a username.  On success sets
+ * `last_login` to the server's now and, when the stored hash is not
+ * `$2b$` of cost 12 or more (a lower cost, or a `$2a$`/`$2y$` hash),
+ * replaces it with a `$2b$` hash of cost 12.  A wrong password,
  * an unknown login and an inactive user all give SPOTDB_EAUTH with the
  * same message, after the same bcrypt work (an unknown login is checked
  * against a dummy hash), so neither the code nor the time tells them
@@ -168,7 +173,9 @@ SPOTDB_API int spotdb_user_count(int64_t *out, spotdb_db *db,
  * @param[out] out the user, last_login included; free with
  *             spotdb_user_free().
  * @return 0; SPOTDB_EAUTH; SPOTDB_EINVAL for a password that breaks the
- *         rules above (empty, over 72 bytes) or a NULL login.
+ *         rules above (empty, over 72 bytes) or a NULL login or out;
+ *         SPOTDB_ECONN and the server's codes when reading the user or
+ *         writing last_login fails.
  */
 SPOTDB_API int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
                                         const char *login,
@@ -182,6 +189,23 @@ SPOTDB_API int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
  */
 SPOTDB_API int spotdb_user_set_password(spotdb_db *db, const char *id,
                                         const char *password);
+
+/** Receives one row of spotdb_user_stream(); see spotdb/rows.h. */
+typedef int (*spotdb_user_cb)(const spotdb_user *row, void *payload);
+
+/**
+ * Every user the filter selects, in the order of spotdb_user_list(), one
+ * at a time, in constant memory.
+ *
+ * @param filter NULL for all.
+ * @param cb called once per row; the row is valid during the call only.
+ * @param payload passed to cb.
+ * @return 0 after the last row; the callback's value when it stopped the
+ *         stream; SPOTDB_EINVAL for a bad filter; the server's codes.
+ */
+SPOTDB_API int spotdb_user_stream(spotdb_db *db,
+                                   const spotdb_user_filter *filter,
+                                   spotdb_user_cb cb, void *payload);
 
 /** Free a row returned by the library.  NULL is a no-op. */
 SPOTDB_API void spotdb_user_free(spotdb_user *row);

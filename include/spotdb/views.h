@@ -101,6 +101,21 @@ SPOTDB_API int spotdb_active_instance_list(
     spotdb_active_instance_rows **out, spotdb_db *db,
     const spotdb_active_instance_filter *filter, int32_t limit);
 
+/** Receives one row of spotdb_active_instance_stream(). */
+typedef int (*spotdb_active_instance_cb)(const spotdb_active_instance *row,
+                                         void *payload);
+
+/**
+ * The rows of spotdb_active_instance_list(), one at a time, in constant
+ * memory (see spotdb/rows.h for the callback's rules).
+ *
+ * @param limit at most this many rows; 0 for all.
+ * @return 0; the callback's value when it stopped; SPOTDB_EINVAL.
+ */
+SPOTDB_API int spotdb_active_instance_stream(
+    spotdb_db *db, const spotdb_active_instance_filter *filter,
+    int32_t limit, spotdb_active_instance_cb cb, void *payload);
+
 /** Free rows.  NULL is a no-op. */
 SPOTDB_API void spotdb_active_instance_rows_free(
     spotdb_active_instance_rows *rows);
@@ -175,6 +190,21 @@ typedef struct spotdb_recent_experiment_filter {
 SPOTDB_API int spotdb_recent_experiment_list(
     spotdb_recent_experiment_rows **out, spotdb_db *db,
     const spotdb_recent_experiment_filter *filter, int32_t limit);
+
+/** Receives one row of spotdb_recent_experiment_stream(). */
+typedef int (*spotdb_recent_experiment_cb)(
+    const spotdb_recent_experiment *row, void *payload);
+
+/**
+ * The rows of spotdb_recent_experiment_list(), one at a time, in constant
+ * memory (see spotdb/rows.h for the callback's rules).
+ *
+ * @param limit at most this many rows; 0 for all (at most 1000).
+ * @return 0; the callback's value when it stopped; SPOTDB_EINVAL.
+ */
+SPOTDB_API int spotdb_recent_experiment_stream(
+    spotdb_db *db, const spotdb_recent_experiment_filter *filter,
+    int32_t limit, spotdb_recent_experiment_cb cb, void *payload);
 
 /** Free rows.  NULL is a no-op. */
 SPOTDB_API void spotdb_recent_experiment_rows_free(

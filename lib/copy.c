@@ -1,0 +1,275 @@
+/*
+ * Many rows in one statement: COPY ... FROM STDIN in binary format, which
+ * is atomic (every row or none) and as fast as the server can store rows.
+ *
+ * Rows are validated before the COPY starts, so a bad value is reported
+ * with its row index and costs no round trip.  What only the server can
+ * refuse (a foreign key, a duplicate id) comes back for the whole COPY;
+ * the row is then found from the server's context line or from the key
+ * its detail quotes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "table.h"
+
+#define CHUNK (64 * 1024)
+
+typedef struct copybuf {
+    unsigned char *data;
+    size_t len, cap;
+    bool oom;
+} copybuf;
+
+static void put(copybuf *b, const void *src, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = (b->len + n) * 2;
+        unsigned char *bigger = realloc(b->data, cap);
+
+        if (!bigger) {
+            b->oom = true;
+            return;
+        }
+        b->data = bigger;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+}
+
+static void put_be(copybuf *b, uint32_t v, int bytes)
+{
+    unsigned char x[4];
+
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        x[i] = (unsigned char)(v & 0xff);
+    put(b, x, (size_t)bytes);
+}
+
+/* One field: its length (-1 for NULL) and its binary form, which for
+ * every type but jsonb is what a binary parameter carries. */
+static void put_field(copybuf *b, spotdb__params *scratch,
+                      const spotdb__column *c, const void *v)
+{
+    size_t len;
+
+    if (!v) {
+        put_be(b, UINT32_MAX, 4);
+        return;
+    }
+    if (c->type == SPOTDB__TEXT || c->type == SPOTDB__JSON) {
+        len = strlen(v);
+        put_be(b, (uint32_t)(len + (c->type == SPOTDB__JSON)), 4);
+        if (c->type == SPOTDB__JSON)
+            put(b, "\1", 1);            /* jsonb's binary version */
+        put(b, v, len);
+        return;
+    }
+    scratch->n = 0;
+    spotdb__bind(scratch, c, v);
+    put_be(b, (uint32_t)scratch->lengths[0], 4);
+    put(b, scratch->values[0], (size_t)scratch->lengths[0]);
+}
+
+/* Version 4 UUIDs for rows whose id the caller did not set. */
+static int make_ids(spotdb_db *db, char (*ids)[SPOTDB_UUID_SIZE], size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+
+    for (size_t i = 0; i < n; i++) {
+        char *p = ids[i];
+
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            return spotdb__fail(db, SPOTDB_ERROR, "insert_many: no random "
+                                "bytes for the ids");
+        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+        for (int k = 0; k < 16; k++) {
+            if (k == 4 || k == 6 || k == 8 || k == 10)
+                *p++ = '-';
+            *p++ = hex[r[k] >> 4];
+            *p++ = hex[r[k] & 0xf];
+        }
+        *p = '\0';
+    }
+    return 0;
+}
+
+/* Every row is checked as a create would check it. */
+static int check_rows(spotdb_db *db, const spotdb__table *t,
+                      const char *rows, size_t n, uint64_t fields,
+                      int64_t *bad_row)
+{
+    char msg[SPOTDB__ERRMSG_MAX];
+
+    for (size_t i = 0; i < n; i++) {
+        spotdb__write w = { rows + i * t->row_size, fields, NULL, 0, NULL };
+        int rc = spotdb__check_write(db, t, &w, true);
+
+        if (rc != 0) {
+            snprintf(msg, sizeof msg, "%s", db->errmsg);
+            *bad_row = (int64_t)i;
+            return spotdb__fail(db, rc, "insert_many: rows[%zu]: %s", i, msg);
+        }
+    }
+    return 0;
+}
+
+static void sql_columns(char *sql, size_t n, const spotdb__table *t,
+                        uint64_t fields)
+{
+    size_t len = (size_t)snprintf(sql, n, "COPY %s (", t->relation);
+    bool first = true;
+
+    for (size_t i = 0; i < t->ncolumns && len < n; i++)
+        if (fields & SPOTDB_COLUMN_BIT(i)) {
+            len += (size_t)snprintf(sql + len, n - len, "%s%s",
+                                    first ? "" : ", ", t->columns[i].name);
+            first = false;
+        }
+    snprintf(sql + len, n - len, ") FROM STDIN (FORMAT binary)");
+}
+
+/* Header, then the rows, sent in chunks as the buffer fills. */
+static int send_rows(spotdb_db *db, const spotdb__table *t, const char *rows,
+                     size_t n, uint64_t fields, char (*ids)[SPOTDB_UUID_SIZE])
+{
+    static const unsigned char header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0";
+    copybuf b = { NULL, 0, 0, false };
+    spotdb__params scratch;
+    uint16_t ncols = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < t->ncolumns; i++)
+        ncols += (fields & SPOTDB_COLUMN_BIT(i)) != 0;
+    put(&b, header, sizeof header);
+    for (size_t r = 0; r < n && rc == 0; r++) {
+        const char *row = rows + r * t->row_size;
+
+        put_be(&b, ncols, 2);
+        for (size_t i = 0; i < t->ncolumns; i++) {
+            if (!(fields & SPOTDB_COLUMN_BIT(i)))
+                continue;
+            put_field(&b, &scratch, &t->columns[i],
+                      i == 0 && ids ? ids[r]
+                                    : spotdb__field_value(t, i, row));
+        }
+        if (b.oom)
+            rc = spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
+        else if (b.len >= CHUNK || r + 1 == n) {
+            if (r + 1 == n)
+                put_be(&b, UINT16_MAX, 2);      /* the trailer: -1 */
+            if (PQputCopyData(db->conn, (const char *)b.data,
+                              (int)b.len) != 1)
+                rc = spotdb__fail_result(db, NULL, "insert_many: sending");
+            b.len = 0;
+        }
+    }
+    free(b.data);
+    return rc;
+}
+
+/* The row an error is about: the context's "line N" (a row the COPY was
+ * reading), else the row holding the key the detail quotes. */
+static int64_t find_bad_row(const spotdb__table *t, const PGresult *res,
+                            const char *rows, size_t n, uint64_t fields,
+                            char (*ids)[SPOTDB_UUID_SIZE])
+{
+    const char *ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *line = ctx ? strstr(ctx, ", line ") : NULL;
+    char col[64], val[128];
+
+    if (line)
+        return strtoll(line + 7, NULL, 10) - 1;
+    if (!detail || sscanf(detail, "Key (%63[^)])=(%127[^)])", col, val) != 2)
+        return -1;
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        if (strcmp(t->columns[i].name, col) != 0 ||
+            !(fields & SPOTDB_COLUMN_BIT(i)) ||
+            (t->columns[i].type != SPOTDB__UUID &&
+             t->columns[i].type != SPOTDB__TEXT))
+            continue;
+        for (size_t r = 0; r < n; r++) {
+            const char *v = i == 0 && ids ? ids[r]
+                : spotdb__field_value(t, i, rows + r * t->row_size);
+
+            if (v && strcmp(v, val) == 0)
+                return (int64_t)r;
+        }
+    }
+    return -1;
+}
+
+static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
+                  size_t n, uint64_t fields, char (*ids)[SPOTDB_UUID_SIZE],
+                  int64_t *bad_row, int rc)
+{
+    PGresult *res;
+
+    if (PQputCopyEnd(db->conn, rc ? "libspotdb: insert_many aborted"
+                                  : NULL) != 1 && rc == 0)
+        rc = spotdb__fail_result(db, NULL, "insert_many: ending the COPY");
+    while ((res = PQgetResult(db->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+            *bad_row = find_bad_row(t, res, rows, n, fields, ids);
+            if (*bad_row >= 0)
+                rc = spotdb__fail_result(db, res,
+                                         "insert_many: rows[%lld]",
+                                         (long long)*bad_row);
+            else
+                rc = spotdb__fail_result(db, res, "insert_many");
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
+int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
+                        const void *rows, size_t n, uint64_t fields,
+                        char (*ids)[SPOTDB_UUID_SIZE], int64_t *bad_row)
+{
+    int64_t ignored;
+    char sql[1024];
+    PGresult *res;
+    int rc;
+
+    if (!bad_row)
+        bad_row = &ignored;
+    *bad_row = -1;
+    spotdb__clear_error(db);
+    if (!db || !db->conn)
+        return spotdb__fail(NULL, SPOTDB_EINVAL, "the handle is NULL");
+    if (n == 0)
+        return 0;
+    if (!rows)
+        return spotdb__fail(db, SPOTDB_EINVAL, "insert_many: rows is NULL");
+    if ((rc = check_rows(db, t, rows, n, fields, bad_row)) != 0)
+        return rc;
+    if (ids && !(fields & SPOTDB_COLUMN_BIT(0))) {
+        if ((rc = make_ids(db, ids, n)) != 0)
+            return rc;
+        fields |= SPOTDB_COLUMN_BIT(0);
+    } else if (ids) {
+        for (size_t r = 0; r < n; r++)
+            memcpy(ids[r], (const char *)rows + r * t->row_size,
+                   SPOTDB_UUID_SIZE);
+        ids = NULL;             /* the rows' own ids are sent */
+    }
+    sql_columns(sql, sizeof sql, t, fields);
+    res = PQexec(db->conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = spotdb__fail_result(db, res, "insert_many");
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    rc = send_rows(db, t, rows, n, fields, ids);
+    return finish(db, t, rows, n, fields, ids, bad_row, rc);
+}

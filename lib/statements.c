@@ -1,0 +1,132 @@
+/*
+ * Running the library's statements: prepared once per connection and
+ * reused, or unnamed (parsed on every call, in the same round trip) for
+ * transaction-mode poolers.
+ *
+ * The SQL text of an operation is built from the column descriptions and
+ * the caller's fields mask and filters, so a handful of texts per table
+ * recur; the cache maps each text to a server-side statement.  It is
+ * bounded: past SPOTDB__STATEMENTS_MAX texts, new ones run unnamed rather
+ * than evicting, since a workload with that many shapes gains nothing
+ * from preparing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "table.h"
+
+#define SPOTDB__STATEMENTS_MAX 128
+
+struct spotdb__statement {
+    uint64_t hash;
+    char *sql;
+    char name[24];
+};
+
+/* FNV-1a: texts differ early (the operation and table come first). */
+static uint64_t hash_text(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    return h;
+}
+
+void spotdb__statements_reset(spotdb_db *db)
+{
+    if (db->nstatements && PQstatus(db->conn) == CONNECTION_OK)
+        PQclear(PQexec(db->conn, "DEALLOCATE ALL"));
+    spotdb__statements_forget(db);
+}
+
+void spotdb__statements_forget(spotdb_db *db)
+{
+    for (size_t i = 0; i < db->nstatements; i++)
+        free(db->statements[i].sql);
+    free(db->statements);
+    db->statements = NULL;
+    db->nstatements = 0;
+}
+
+static const char *find(const spotdb_db *db, const char *sql, uint64_t h)
+{
+    for (size_t i = 0; i < db->nstatements; i++)
+        if (db->statements[i].hash == h &&
+            strcmp(db->statements[i].sql, sql) == 0)
+            return db->statements[i].name;
+    return NULL;
+}
+
+/* The name of the prepared statement for `sql`, preparing it now if it
+ * is new; NULL to run it unnamed (the option, or a full cache), or on a
+ * failure recorded in the handle (*failed). */
+static const char *prepared(spotdb_db *db, const char *sql,
+                            const spotdb__params *p, const char *what,
+                            bool *failed)
+{
+    uint64_t h = hash_text(sql);
+    const char *name = find(db, sql, h);
+    struct spotdb__statement *s;
+    PGresult *res;
+
+    *failed = false;
+    if (name || db->unnamed || db->nstatements == SPOTDB__STATEMENTS_MAX)
+        return name;
+    if (!db->statements &&
+        !(db->statements = calloc(SPOTDB__STATEMENTS_MAX, sizeof *s)))
+        return NULL;            /* out of memory: run it unnamed */
+    s = &db->statements[db->nstatements];
+    if (!(s->sql = strdup(sql)))
+        return NULL;
+    snprintf(s->name, sizeof s->name, "spotdb_%zu", db->nstatements);
+    res = spotdb__check_result(db, PQprepare(db->conn, s->name, sql, p->n,
+                                             p->types), what);
+    if (!res) {
+        free(s->sql);
+        *failed = true;
+        return NULL;
+    }
+    PQclear(res);
+    s->hash = h;
+    db->nstatements++;
+    return s->name;
+}
+
+PGresult *spotdb__execute(spotdb_db *db, const char *sql,
+                          const spotdb__params *p, const char *what)
+{
+    bool failed;
+    const char *name = prepared(db, sql, p, what, &failed);
+
+    if (failed)
+        return NULL;
+    if (name)
+        return spotdb__check_result(
+            db, PQexecPrepared(db->conn, name, p->n, p->values, p->lengths,
+                               p->formats, 1),
+            what);
+    return spotdb__check_result(
+        db, PQexecParams(db->conn, sql, p->n, p->types, p->values,
+                         p->lengths, p->formats, 1),
+        what);
+}
+
+int spotdb__send(spotdb_db *db, const char *sql, const spotdb__params *p,
+                 const char *what)
+{
+    bool failed;
+    const char *name = prepared(db, sql, p, what, &failed);
+    int sent;
+
+    if (failed)
+        return db->errcode;
+    sent = name ? PQsendQueryPrepared(db->conn, name, p->n, p->values,
+                                      p->lengths, p->formats, 1)
+                : PQsendQueryParams(db->conn, sql, p->n, p->types,
+                                    p->values, p->lengths, p->formats, 1);
+    if (!sent)
+        return spotdb__fail_result(db, NULL, "%s", what);
+    return 0;
+}
