@@ -101,18 +101,20 @@ static int make_ids(spotdb_db *db, char (*ids)[SPOTDB_UUID_SIZE], size_t n)
     return 0;
 }
 
-/* Every row is checked as a create would check it. */
+/* Every row is checked as a create would check it; what the mask alone
+ * breaks is no row's fault. */
 static int check_rows(spotdb_db *db, const spotdb__table *t,
                       const char *rows, size_t n, uint64_t fields,
                       int64_t *bad_row)
 {
     char msg[SPOTDB__ERRMSG_MAX];
+    int rc = spotdb__check_fields(db, t, fields, NULL, true);
 
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < n; i++) {
-        spotdb__write w = { rows + i * t->row_size, fields, NULL, 0, NULL };
-        int rc = spotdb__check_write(db, t, &w, true);
-
-        if (rc != 0) {
+        if ((rc = spotdb__check_values(db, t, rows + i * t->row_size,
+                                       fields)) != 0) {
             snprintf(msg, sizeof msg, "%s", db->errmsg);
             *bad_row = (int64_t)i;
             return spotdb__fail(db, rc, "insert_many: rows[%zu]: %s", i, msg);
@@ -175,19 +177,23 @@ static int send_rows(spotdb_db *db, const spotdb__table *t, const char *rows,
     return rc;
 }
 
-/* The row an error is about: the context's "line N" (a row the COPY was
- * reading), else the row holding the key the detail quotes. */
+/* The row an error is about: the context's "COPY <table>, line N" (the
+ * row the COPY was reading; other context lines, such as the JSON
+ * parser's own "line 1", come first), else the row holding the key the
+ * detail quotes. */
 static int64_t find_bad_row(const spotdb__table *t, const PGresult *res,
                             const char *rows, size_t n, uint64_t fields,
                             char (*ids)[SPOTDB_UUID_SIZE])
 {
     const char *ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-    const char *line = ctx ? strstr(ctx, ", line ") : NULL;
-    char col[64], val[128];
+    char col[64], val[128], copy[96];
+    const char *line;
 
+    snprintf(copy, sizeof copy, "COPY %s, line ", t->relation);
+    line = ctx ? strstr(ctx, copy) : NULL;
     if (line)
-        return strtoll(line + 7, NULL, 10) - 1;
+        return strtoll(line + strlen(copy), NULL, 10) - 1;
     if (!detail || sscanf(detail, "Key (%63[^)])=(%127[^)])", col, val) != 2)
         return -1;
     for (size_t i = 0; i < t->ncolumns; i++) {
@@ -207,6 +213,28 @@ static int64_t find_bad_row(const spotdb__table *t, const PGresult *res,
     return -1;
 }
 
+/* Name the JSON column when jsonb refused a value json-c let through
+ * (the server's message does not say which column). */
+static const char *json_column(const spotdb__table *t, const PGresult *res,
+                               uint64_t fields)
+{
+    static _Thread_local char name[96];
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
+
+    if (!state || (strcmp(state, "22P02") && strcmp(state, "22P05")) ||
+        !ctx || !strstr(ctx, "JSON"))
+        return "";
+    for (size_t i = 0; i < t->ncolumns; i++)
+        if (t->columns[i].type == SPOTDB__JSON &&
+            (fields & SPOTDB_COLUMN_BIT(i))) {
+            snprintf(name, sizeof name, ": %s.%s is not valid JSON for "
+                     "jsonb", t->entity, t->columns[i].name);
+            return name;
+        }
+    return "";
+}
+
 static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
                   size_t n, uint64_t fields, char (*ids)[SPOTDB_UUID_SIZE],
                   int64_t *bad_row, int rc)
@@ -221,8 +249,9 @@ static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
             *bad_row = find_bad_row(t, res, rows, n, fields, ids);
             if (*bad_row >= 0)
                 rc = spotdb__fail_result(db, res,
-                                         "insert_many: rows[%lld]",
-                                         (long long)*bad_row);
+                                         "insert_many: rows[%lld]%s",
+                                         (long long)*bad_row,
+                                         json_column(t, res, fields));
             else
                 rc = spotdb__fail_result(db, res, "insert_many");
         }

@@ -187,19 +187,10 @@ static uint64_t all_bits(const spotdb__table *t)
 }
 
 /* Everything a write can be refused for without asking the server. */
-int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
-                       const spotdb__write *w, bool create)
+int spotdb__check_fields(spotdb_db *db, const spotdb__table *t,
+                         uint64_t fields, const spotdb__lookup *lookup,
+                         bool create)
 {
-    uint64_t fields = w->fields;
-    int rc;
-
-    if (!w->row)
-        return spotdb__fail(db, SPOTDB_EINVAL, "%s: the input row is NULL",
-                            t->entity);
-    if (w->lookup && (rc = spotdb__check_text(db, w->lookup->table,
-                                              w->lookup->key,
-                                              w->lookup->value)) != 0)
-        return rc;
     if (fields & ~all_bits(t))
         return spotdb__fail(db, SPOTDB_EINVAL,
                             "%s: fields has bits that name no column "
@@ -208,8 +199,7 @@ int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
     for (size_t i = 0; i < t->ncolumns; i++) {
         const spotdb__column *c = &t->columns[i];
         uint64_t bit = SPOTDB_COLUMN_BIT(i);
-        bool in_lookup = w->lookup && w->lookup->column == i;
-        const void *v;
+        bool in_lookup = lookup && lookup->column == i;
 
         if (in_lookup && (fields & bit))
             return invalid(db, t, c, "is taken from the lookup; leave it "
@@ -224,15 +214,45 @@ int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
             !in_lookup)
             return invalid(db, t, c, "is required (NOT NULL without a "
                                      "default): add its bit to fields");
-        if (!(fields & bit))
+    }
+    return 0;
+}
+
+int spotdb__check_values(spotdb_db *db, const spotdb__table *t,
+                         const void *row, uint64_t fields)
+{
+    int rc;
+
+    for (size_t i = 0; i < t->ncolumns; i++) {
+        const spotdb__column *c = &t->columns[i];
+        const void *v;
+
+        if (!(fields & SPOTDB_COLUMN_BIT(i)))
             continue;
-        v = spotdb__field_value(t, i, w->row);
+        v = spotdb__field_value(t, i, row);
         if (!v && (c->flags & SPOTDB__NOT_NULL))
             return invalid(db, t, c, "must not be NULL");
         if (v && (rc = check_value(db, t, c, v)) != 0)
             return rc;
     }
-    return t->check_row ? t->check_row(db, w->row, fields) : 0;
+    return t->check_row ? t->check_row(db, row, fields) : 0;
+}
+
+int spotdb__check_write(spotdb_db *db, const spotdb__table *t,
+                        const spotdb__write *w, bool create)
+{
+    int rc;
+
+    if (!w->row)
+        return spotdb__fail(db, SPOTDB_EINVAL, "%s: the input row is NULL",
+                            t->entity);
+    if (w->lookup && (rc = spotdb__check_text(db, w->lookup->table,
+                                              w->lookup->key,
+                                              w->lookup->value)) != 0)
+        return rc;
+    if ((rc = spotdb__check_fields(db, t, w->fields, w->lookup, create)) != 0)
+        return rc;
+    return spotdb__check_values(db, t, w->row, w->fields);
 }
 
 /* ---- running and decoding -------------------------------------------- */

@@ -190,6 +190,14 @@ int spotdb__begin_read(spotdb__rows **out, spotdb_db *db,
 int spotdb__query(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
                   const char *sql, const spotdb__params *p,
                   spotdb__row_fn fn, void *ctx);
+/* The two halves of spotdb__check_write: what the fields mask alone
+ * breaks (unknown bits, a required column left out, ...), then the values
+ * of one row. */
+int spotdb__check_fields(spotdb_db *db, const spotdb__table *t,
+                         uint64_t fields, const spotdb__lookup *lookup,
+                         bool create);
+int spotdb__check_values(spotdb_db *db, const spotdb__table *t,
+                         const void *row, uint64_t fields);
 /* What spotdb__insert (create) and spotdb__update check before any round
  * trip, for callers with expensive work to do in between (bcrypt). */
 int spotdb__check_write(spotdb_db *db, const spotdb__table *t,

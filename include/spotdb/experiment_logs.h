@@ -7,7 +7,10 @@
  * "FALLBACK_ONDEMAND" (schema v1 has no CHECK for either, the library
  * enforces them); prediction_score within [0, 1] and finite; prices and
  * savings finite; selected_instance_type and selected_availability_zone
- * up to 20 characters; features_used valid JSON.  instance_id must exist
+ * up to 20 characters; features_used valid JSON (checked with json-c
+ * before sending; what jsonb still refuses, such as \u0000 or the
+ * single-quoted strings json-c lets through, comes back from the server
+ * as SPOTDB_EINVAL naming the column).  instance_id must exist
  * (`experiment_logs_instance_id_fkey`), model_id too
  * (`experiment_logs_model_id_fkey`).
  *

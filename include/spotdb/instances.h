@@ -6,7 +6,10 @@
  * id, not the AWS number); instance_id an EC2 id, `i-` and 8 or 17
  * lower-case hex digits; instance_type 1..20 characters;
  * availability_zone 1..20; assigned_model_version up to 50;
- * pipeline_mode "CLUSTER" or "LINEAR"; metadata valid JSON.  Unique key:
+ * pipeline_mode "CLUSTER" or "LINEAR"; metadata valid JSON (checked with json-c
+ * before sending; what jsonb still refuses, such as \u0000 or the
+ * single-quoted strings json-c lets through, comes back from the server
+ * as SPOTDB_EINVAL naming the column).  Unique key:
  * instance_id (`instances_instance_id_key`).  Deleting an instance
  * deletes its experiment logs.
  *
