@@ -5,6 +5,7 @@
  * go through text, so a double or a microsecond arrives exactly; a row's
  * text lives in the same allocation as the row.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,22 @@ static void put_be(unsigned char *p, uint64_t v, int bytes)
 
 static uint64_t get_be(const unsigned char *p, int bytes)
 {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* One load and a byte swap instead of a loop: decoding is per value. */
+    if (bytes == 8) {
+        uint64_t v;
+
+        memcpy(&v, p, 8);
+        return __builtin_bswap64(v);
+    }
+    if (bytes == 4) {
+        uint32_t v;
+
+        memcpy(&v, p, 4);
+        return __builtin_bswap32(v);
+    }
+#endif
     uint64_t v = 0;
 
     for (int i = 0; i < bytes; i++)
@@ -137,7 +154,10 @@ void spotdb__bind(spotdb__params *p, const spotdb__column *c, const void *v)
     unsigned char *b = p->bin[i];
     uint64_t bits;
 
-    p->types[i] = type_oid(c->type);
+    /* Text goes untyped, so the server takes the column's own type
+     * (varchar): a text parameter would make it compare text, and can
+     * steer the planner away from the plan a hand-written query gets. */
+    p->types[i] = c->type == SPOTDB__TEXT ? 0 : type_oid(c->type);
     p->formats[i] = 0;
     p->lengths[i] = 0;
     p->values[i] = NULL;
@@ -224,48 +244,14 @@ static size_t fixed_size(spotdb__type type)
     }
 }
 
-/* Bytes of text the rows [first, first + n) need, terminators included;
- * -1 when a value has a length its type cannot have. */
-static long long text_bytes(const spotdb__table *t, const PGresult *res,
-                            int first, int n)
-{
-    long long total = 0;
-
-    for (int r = first; r < first + n; r++)
-        for (size_t i = 0; i < t->ncolumns; i++) {
-            spotdb__type type = t->columns[i].type;
-            int len = PQgetlength(res, r, (int)i);
-
-            if (PQgetisnull(res, r, (int)i))
-                continue;
-            if (type == SPOTDB__TEXT)
-                total += len + 1;
-            else if (type == SPOTDB__JSON && len >= 1)
-                total += len;     /* version byte out, NUL in */
-            else if ((size_t)len != fixed_size(type))
-                return -1;
-        }
-    return total;
-}
-
-static void decode_value(const spotdb__column *c, char *field,
-                         const unsigned char *v, int len, char **arena)
+/* Text points into the result, which libpq keeps NUL-terminated in binary
+ * format too: no copy.  Fixed-size values are converted in place. */
+static void decode_fixed(const spotdb__column *c, char *field,
+                         const unsigned char *v)
 {
     uint64_t bits;
-    int64_t i64;
 
     switch (c->type) {
-    case SPOTDB__TEXT:
-    case SPOTDB__JSON:
-        if (c->type == SPOTDB__JSON) {   /* jsonb's binary form: version 1 */
-            v++;
-            len--;
-        }
-        memcpy(*arena, v, (size_t)len);
-        (*arena)[len] = '\0';
-        *(const char **)(void *)field = *arena;
-        *arena += len + 1;
-        break;
     case SPOTDB__UUID:
         uuid_from_bytes(field, v);
         break;
@@ -283,82 +269,46 @@ static void decode_value(const spotdb__column *c, char *field,
         memcpy(field, &bits, 8);
         break;
     case SPOTDB__TIMESTAMP:
-        i64 = (int64_t)get_be(v, 8);
-        *(int64_t *)(void *)field = timestamp_from_pg(i64);
+        *(int64_t *)(void *)field = timestamp_from_pg((int64_t)get_be(v, 8));
+        break;
+    default:
         break;
     }
 }
 
-static void decode_one(const spotdb__table *t, const PGresult *res, int r,
-                       char *row, char **arena)
+/* false when a value has a size its type cannot have. */
+static bool decode_one(const spotdb__table *t, const PGresult *res, int r,
+                       char *row)
 {
     uint64_t nulls = 0;
 
     memset(row, 0, t->row_size);
     for (size_t i = 0; i < t->ncolumns; i++) {
+        const spotdb__column *c = &t->columns[i];
+        char *field = row + c->offset;
+        const char *v;
+        int len;
+
         if (PQgetisnull(res, r, (int)i)) {
             nulls |= SPOTDB_COLUMN_BIT(i);
             continue;
         }
-        decode_value(&t->columns[i], row + t->columns[i].offset,
-                     (const unsigned char *)PQgetvalue(res, r, (int)i),
-                     PQgetlength(res, r, (int)i), arena);
+        v = PQgetvalue(res, r, (int)i);
+        len = PQgetlength(res, r, (int)i);
+        if (c->type == SPOTDB__TEXT) {
+            *(const char **)(void *)field = v;
+        } else if (c->type == SPOTDB__JSON) {
+            if (len < 1)        /* jsonb's binary form: a version byte */
+                return false;
+            *(const char **)(void *)field = v + 1;
+        } else {
+            if ((size_t)len != fixed_size(c->type))
+                return false;
+            decode_fixed(c, field, (const unsigned char *)v);
+        }
     }
     memcpy(row + t->nulls_offset, &nulls, sizeof nulls);
-}
-
-/* One allocation: `head` bytes, then n rows, then their text, then
- * `tail` bytes.  *rows and *tail_at point into it. */
-char *spotdb__decode_block(spotdb_db *db, const spotdb__table *t,
-                          const PGresult *res, int n, size_t head,
-                          size_t tail, char **rows, char **tail_at)
-{
-    long long text = text_bytes(t, res, 0, n);
-    char *block, *arena;
-
-    if (check_shape(db, t, res) != 0)
-        return NULL;
-    if (text < 0) {
-        spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size its type "
-                     "cannot have", t->relation);
-        return NULL;
-    }
-    block = malloc(head + (size_t)n * t->row_size + (size_t)text + tail);
-    if (!block) {
-        spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-        return NULL;
-    }
-    *rows = block + head;
-    arena = *rows + (size_t)n * t->row_size;
-    for (int r = 0; r < n; r++)
-        decode_one(t, res, r, *rows + (size_t)r * t->row_size, &arena);
-    if (tail_at)
-        *tail_at = arena;
-    return block;
-}
-
-int spotdb__decode_reuse(spotdb_db *db, const spotdb__table *t,
-                         const PGresult *res, int r, char **buf, size_t *cap)
-{
-    long long text = text_bytes(t, res, r, 1);
-    size_t need;
-    char *arena;
-
-    if (text < 0)
-        return spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size "
-                            "its type cannot have", t->relation);
-    need = t->row_size + (size_t)text;
-    if (need > *cap) {
-        char *bigger = realloc(*buf, need * 2);
-
-        if (!bigger)
-            return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-        *buf = bigger;
-        *cap = need * 2;
-    }
-    arena = *buf + t->row_size;
-    decode_one(t, res, r, *buf, &arena);
-    return 0;
+    return true;
 }
 
 int spotdb__check_shape(spotdb_db *db, const spotdb__table *t,
@@ -367,24 +317,58 @@ int spotdb__check_shape(spotdb_db *db, const spotdb__table *t,
     return check_shape(db, t, res);
 }
 
-int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
-                       const PGresult *res, int r)
+int spotdb__decode_rows(spotdb_db *db, const spotdb__table *t,
+                        const PGresult *res, int first, int n, char *rows)
 {
-    long long text;
-    char *block, *arena;
-
-    if (check_shape(db, t, res) != 0)
-        return db->errcode;
-    text = text_bytes(t, res, r, 1);
-    if (text < 0)
-        return spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size "
-                            "its type cannot have", t->relation);
-    block = malloc(t->row_size + (size_t)text);
-    if (!block)
-        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-    arena = block + t->row_size;
-    decode_one(t, res, r, block, &arena);
-    *out = block;
+    for (int r = 0; r < n; r++)
+        if (!decode_one(t, res, first + r, rows + (size_t)r * t->row_size))
+            return spotdb__fail(db, SPOTDB_ESCHEMA, "%s: a value has a size "
+                                "its type cannot have", t->relation);
     return 0;
 }
 
+/* What the caller gets is preceded by a hidden header holding the result
+ * its strings point into; spotdb__release frees both. */
+typedef union owner {
+    PGresult *res;
+    max_align_t align;
+} owner;
+
+void *spotdb__owned_alloc(PGresult *res, size_t size)
+{
+    owner *o = malloc(sizeof *o + size);
+
+    if (!o)
+        return NULL;
+    o->res = res;
+    return o + 1;
+}
+
+void spotdb__release(void *p)
+{
+    owner *o;
+
+    if (!p)
+        return;
+    o = (owner *)p - 1;
+    PQclear(o->res);
+    free(o);
+}
+
+int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
+                       PGresult *res, int r)
+{
+    char *row;
+    int rc;
+
+    if (check_shape(db, t, res) != 0)
+        return db->errcode;
+    if (!(row = spotdb__owned_alloc(res, t->row_size)))
+        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
+    if ((rc = spotdb__decode_rows(db, t, res, r, 1, row)) != 0) {
+        free((owner *)(void *)row - 1);
+        return rc;
+    }
+    *out = row;
+    return 0;
+}

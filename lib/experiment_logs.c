@@ -54,12 +54,15 @@ static const spotdb__filter filters[] = {
                                     executed_before) },
 };
 
+static spotdb__table_text experiment_log_text;
+
 const spotdb__table spotdb__experiment_log_table = {
     "experiment_log", "experiment_logs", columns,
     sizeof columns / sizeof *columns, sizeof(spotdb_experiment_log),
     offsetof(spotdb_experiment_log, nulls), filters,
     sizeof filters / sizeof *filters, SPOTDB_EXPERIMENT_LOG_FILTER_VERSION,
     EXECUTION_TIME, true, NULL,
+    &experiment_log_text,
 };
 
 SPOTDB__TABLE_FUNCTIONS(experiment_log, spotdb__experiment_log_table)

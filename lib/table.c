@@ -25,18 +25,72 @@ typedef struct sql_buf {
 
 /* Only identifiers from the descriptions go in here, so the buffer's size
  * is a property of the code; overflowing it is a bug, caught in tests. */
+static void sql_put(sql_buf *b, const char *s, size_t n)
+{
+    if (n >= sizeof b->text - b->len)
+        abort();
+    memcpy(b->text + b->len, s, n);
+    b->len += n;
+    b->text[b->len] = '\0';
+}
+
+/* printf for the two conversions SQL text here needs, %s and %d: this runs
+ * for every column of every statement, where vsnprintf's generality costs
+ * more than the rest of building the statement. */
 SPOTDB__PRINTF(2, 3)
 static void sql_add(sql_buf *b, const char *fmt, ...)
 {
     va_list ap;
-    int n;
+    char num[16];
+    const char *s;
 
     va_start(ap, fmt);
-    n = vsnprintf(b->text + b->len, sizeof b->text - b->len, fmt, ap);
+    for (const char *f = fmt; *f; f++) {
+        size_t run = strcspn(f, "%");
+
+        sql_put(b, f, run);
+        f += run;
+        if (!*f)
+            break;
+        if (*++f == 's') {
+            s = va_arg(ap, const char *);
+            sql_put(b, s, strlen(s));
+        } else if (*f == 'd') {
+            unsigned v = (unsigned)va_arg(ap, int);   /* $n: positive */
+            size_t k = sizeof num;
+
+            do
+                num[--k] = (char)('0' + v % 10);
+            while ((v /= 10) != 0);
+            sql_put(b, num + k, sizeof num - k);
+        } else {
+            abort();            /* a conversion this code never uses */
+        }
+    }
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof b->text - b->len)
-        abort();
-    b->len += (size_t)n;
+}
+
+/* ", name" (or "name" first): the hot loops over columns. */
+static void sql_item(sql_buf *b, bool first, const char *name)
+{
+    if (!first)
+        sql_put(b, ", ", 2);
+    sql_put(b, name, strlen(name));
+}
+
+/* ", $n" (or "$n" first). */
+static void sql_param(sql_buf *b, bool first, int n)
+{
+    char num[16];
+    size_t k = sizeof num;
+
+    do
+        num[--k] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    num[--k] = '$';
+    if (!first)
+        sql_put(b, ", ", 2);
+    sql_put(b, num + k, sizeof num - k);
 }
 
 void spotdb__select_list(char *buf, size_t n, const spotdb__table *t)
@@ -49,10 +103,32 @@ void spotdb__select_list(char *buf, size_t n, const spotdb__table *t)
                                 t->columns[i].name);
 }
 
+static void build_select_list(sql_buf *b, const spotdb__table *t);
+
+/* The select list is built once per table and then copied. */
 static void sql_select_list(sql_buf *b, const spotdb__table *t)
 {
+    spotdb__table_text *x = t->text;
+    size_t start = b->len;
+    int expected = 0;
+
+    if (atomic_load_explicit(&x->state, memory_order_acquire) == 2) {
+        sql_put(b, x->select, x->len);
+        return;
+    }
+    build_select_list(b, t);
+    if (b->len - start < sizeof x->select &&
+        atomic_compare_exchange_strong(&x->state, &expected, 1)) {
+        memcpy(x->select, b->text + start, b->len - start);
+        x->len = b->len - start;
+        atomic_store_explicit(&x->state, 2, memory_order_release);
+    }
+}
+
+static void build_select_list(sql_buf *b, const spotdb__table *t)
+{
     for (size_t i = 0; i < t->ncolumns; i++)
-        sql_add(b, "%s%s", i ? ", " : "", t->columns[i].name);
+        sql_item(b, i == 0, t->columns[i].name);
 }
 
 /* ---- parameters ------------------------------------------------------ */
@@ -263,21 +339,51 @@ static PGresult *run(spotdb_db *db, const sql_buf *sql,
     return spotdb__execute(db, sql->text, p, what);
 }
 
-/* The row of a statement that returns at most one; `missing` is the
- * message when it returned none. */
+/* What a statement that found no row was looking for: "no <entity> with
+ * <column> "<value>"[ and ...]", formatted only when it happens. */
+typedef struct missing {
+    const char *entity, *column, *value, *column2, *value2;
+} missing;
+
+static int not_found(spotdb_db *db, const missing *m)
+{
+    if (m->column2)
+        return spotdb__fail(db, SPOTDB_ENOTFOUND, "no %s with %s \"%s\" and "
+                            "%s \"%s\"", m->entity, m->column, m->value,
+                            m->column2, m->value2);
+    return spotdb__fail(db, SPOTDB_ENOTFOUND, "no %s with %s \"%s\"",
+                        m->entity, m->column, m->value);
+}
+
+/* The row of a statement that returns at most one. */
 static int one_row(void **out, spotdb_db *db, const spotdb__table *t,
-                   PGresult *res, const char *missing)
+                   PGresult *res, const missing *m)
 {
     int rc = 0;
 
     if (!res)
         return db->errcode;
     if (PQntuples(res) == 0)
-        rc = spotdb__fail(db, SPOTDB_ENOTFOUND, "%s", missing);
-    else if (out)
-        rc = spotdb__decode_row(out, db, t, res, 0);
+        rc = not_found(db, m);
+    else if (out && (rc = spotdb__decode_row(out, db, t, res, 0)) == 0)
+        return 0;               /* the row owns res now */
     PQclear(res);
     return rc;
+}
+
+/* "<verb> <noun>", the context of a server's error message, without
+ * snprintf: it is built for every call and read only on failure. */
+static const char *context(char *buf, size_t n, const char *verb,
+                           const char *noun)
+{
+    size_t a = strlen(verb), b = strlen(noun);
+
+    if (a + b + 2 > n)
+        return verb;
+    memcpy(buf, verb, a);
+    buf[a] = ' ';
+    memcpy(buf + a + 1, noun, b + 1);
+    return buf;
 }
 
 /* Entry of every operation: a fresh error, NULL outputs, a handle. */
@@ -357,7 +463,8 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
     const spotdb__lookup *lk = w->lookup;
     int rc;
     bool first = true;
-    char what[64], missing[256];
+    char what[64];
+    missing m = { t->entity, "id", "", NULL, NULL };
 
     if ((rc = begin_call(db, out)) != 0 ||
         (rc = spotdb__check_write(db, t, w, true)) != 0)
@@ -365,7 +472,7 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
     sql_add(&sql, "INSERT INTO %s (", t->relation);
     for (size_t i = 0; i < t->ncolumns; i++)
         if ((w->fields & SPOTDB_COLUMN_BIT(i)) || (lk && lk->column == i)) {
-            sql_add(&sql, "%s%s", first ? "" : ", ", t->columns[i].name);
+            sql_item(&sql, first, t->columns[i].name);
             first = false;
         }
     for (size_t i = 0; i < w->nextras; i++)
@@ -376,8 +483,9 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
         if (lk && lk->column == i) {
             sql_add(&sql, "%sl.id", first ? "" : ", ");
         } else if (w->fields & SPOTDB_COLUMN_BIT(i)) {
-            spotdb__bind(&p, &t->columns[i], spotdb__field_value(t, i, w->row));
-            sql_add(&sql, "%s$%d", first ? "" : ", ", p.n);
+            spotdb__bind(&p, &t->columns[i],
+                         spotdb__field_value(t, i, w->row));
+            sql_param(&sql, first, p.n);
         } else {
             continue;
         }
@@ -393,15 +501,17 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
     }
     sql_add(&sql, " RETURNING ");
     sql_select_list(&sql, t);
-    snprintf(what, sizeof what, "creating %s", t->entity);
-    if (lk)
-        snprintf(missing, sizeof missing, "no %s with %s \"%s\"",
-                 lk->table->entity, lk->table->columns[lk->key].name,
-                 lk->value);
-    else    /* INSERT ... SELECT without FROM returns its row */
-        snprintf(missing, sizeof missing, "%s: the server stored no row",
-                 t->entity);
-    return one_row(out, db, t, run_write(db, t, w, &sql, &p, what), missing);
+    /* Only a lookup can make INSERT ... SELECT return no row. */
+    if (lk) {
+        m.entity = lk->table->entity;
+        m.column = lk->table->columns[lk->key].name;
+        m.value = lk->value;
+    }
+    return one_row(out, db, t,
+                   run_write(db, t, w, &sql, &p,
+                             context(what, sizeof what, "creating",
+                                     t->entity)),
+                   &m);
 }
 
 int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
@@ -410,7 +520,8 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
     sql_buf sql = { .len = 0 };
     spotdb__params p = { .n = 0 };
     int rc;
-    char what[64], missing[128];
+    char what[64];
+    missing m = { t->entity, "id", id, NULL, NULL };
     static const spotdb__column key = { "id", SPOTDB__UUID, 0, 0, 0, 0,
                                         NULL, NULL, NULL };
 
@@ -425,17 +536,21 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
     sql_add(&sql, "UPDATE %s SET ", t->relation);
     for (size_t i = 0; i < t->ncolumns; i++)
         if (w->fields & SPOTDB_COLUMN_BIT(i)) {
-            spotdb__bind(&p, &t->columns[i], spotdb__field_value(t, i, w->row));
-            sql_add(&sql, "%s%s = $%d", p.n > 1 ? ", " : "",
-                    t->columns[i].name, p.n);
+            spotdb__bind(&p, &t->columns[i],
+                         spotdb__field_value(t, i, w->row));
+            sql_item(&sql, p.n == 1, t->columns[i].name);
+            sql_put(&sql, " = ", 3);
+            sql_param(&sql, true, p.n);
         }
     bind_extras(&sql, &p, w, true);
     spotdb__bind(&p, &key, id);
     sql_add(&sql, " WHERE id = $%d RETURNING ", p.n);
     sql_select_list(&sql, t);
-    snprintf(what, sizeof what, "updating %s", t->entity);
-    snprintf(missing, sizeof missing, "no %s with id %s", t->entity, id);
-    return one_row(out, db, t, run_write(db, t, w, &sql, &p, what), missing);
+    return one_row(out, db, t,
+                   run_write(db, t, w, &sql, &p,
+                             context(what, sizeof what, "updating",
+                                     t->entity)),
+                   &m);
 }
 
 int spotdb__delete(spotdb_db *db, const spotdb__table *t, const char *id)
@@ -450,7 +565,7 @@ int spotdb__delete(spotdb_db *db, const spotdb__table *t, const char *id)
         return rc;
     spotdb__bind(&p, &t->columns[0], id);
     sql_add(&sql, "DELETE FROM %s WHERE id = $1", t->relation);
-    snprintf(what, sizeof what, "deleting %s", t->entity);
+    context(what, sizeof what, "deleting", t->entity);
     if (!(res = run(db, &sql, &p, what)))
         return db->errcode;
     if (strcmp(PQcmdTuples(res), "0") == 0)
@@ -465,7 +580,8 @@ int spotdb__get(void **out, spotdb_db *db, const spotdb__table *t,
 {
     sql_buf sql = { .len = 0 };
     spotdb__params p = { .n = 0 };
-    char what[64], missing[512];
+    char what[64];
+    missing m = { t->entity, NULL, NULL, NULL, NULL };
     int rc;
 
     if ((rc = begin_call(db, out)) != 0)
@@ -485,15 +601,16 @@ int spotdb__get(void **out, spotdb_db *db, const spotdb__table *t,
         spotdb__bind(&p, c, values[k]);
         sql_add(&sql, "%s%s = $%d", k ? " AND " : "", c->name, p.n);
     }
-    snprintf(what, sizeof what, "reading %s", t->entity);
-    if (nkeys == 1)
-        snprintf(missing, sizeof missing, "no %s with %s \"%s\"", t->entity,
-                 t->columns[keys[0]].name, values[0]);
-    else
-        snprintf(missing, sizeof missing, "no %s with %s \"%s\" and %s "
-                 "\"%s\"", t->entity, t->columns[keys[0]].name, values[0],
-                 t->columns[keys[1]].name, values[1]);
-    return one_row(out, db, t, run(db, &sql, &p, what), missing);
+    m.column = t->columns[keys[0]].name;
+    m.value = values[0];
+    if (nkeys > 1) {
+        m.column2 = t->columns[keys[1]].name;
+        m.value2 = values[1];
+    }
+    return one_row(out, db, t,
+                   run(db, &sql, &p, context(what, sizeof what, "reading",
+                                             t->entity)),
+                   &m);
 }
 
 /* WHERE clause of a filter struct; returns 0 or a code. */
@@ -567,36 +684,52 @@ bad:
 static void write_cursor(const spotdb__table *t, const char *row, char *out)
 {
     int64_t key;
+    int n;
 
     memcpy(&key, row + t->columns[t->order_column].offset, sizeof key);
-    snprintf(out, CURSOR_MAX, CURSOR_PREFIX "%lld.%s", (long long)key,
-             row + t->columns[0].offset);
+    n = snprintf(out, CURSOR_MAX, CURSOR_PREFIX "%lld.", (long long)key);
+    /* The id is copied apart: out and row are parts of one block. */
+    memcpy(out + n, row + t->columns[0].offset, SPOTDB_UUID_SIZE);
 }
 
-/* Page header, rows, their text and the cursor in one block. */
+/* Page header, rows and cursor in one block that owns res, which the
+ * rows' strings point into. */
 static int page(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
                 PGresult *res, int32_t limit, bool paged)
 {
     size_t head = (sizeof(spotdb__rows) + 15) & ~(size_t)15;
     int n = PQntuples(res);
     bool more = paged && n > limit;
-    char *rows, *tail, *block;
+    char *rows, *block;
     spotdb__rows *r;
+    int rc;
 
     if (more)
         n = limit;
-    block = spotdb__decode_block(db, t, res, n, head, more ? CURSOR_MAX : 0, &rows,
-                         &tail);
-    PQclear(res);
-    if (!block)
-        return db->errcode;
+    if ((rc = spotdb__check_shape(db, t, res)) != 0) {
+        PQclear(res);
+        return rc;
+    }
+    block = spotdb__owned_alloc(res, head + (size_t)n * t->row_size +
+                                         (more ? CURSOR_MAX : 0));
+    if (!block) {
+        PQclear(res);
+        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
+    }
+    rows = block + head;
+    if ((rc = spotdb__decode_rows(db, t, res, 0, n, rows)) != 0) {
+        spotdb__release(block);
+        return rc;
+    }
     r = (spotdb__rows *)(void *)block;
     r->items = rows;
     r->count = (size_t)n;
     r->next_cursor = NULL;
     if (more) {
-        write_cursor(t, rows + (size_t)(n - 1) * t->row_size, tail);
-        r->next_cursor = tail;
+        char *cursor = rows + (size_t)n * t->row_size;
+
+        write_cursor(t, rows + (size_t)(n - 1) * t->row_size, cursor);
+        r->next_cursor = cursor;
     }
     *out = r;
     return 0;
@@ -622,7 +755,7 @@ static int deliver(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
     char what[96];
     PGresult *res;
 
-    snprintf(what, sizeof what, "reading %s", t->relation);
+    context(what, sizeof what, "reading", t->relation);
     if (fn)
         return spotdb__stream_rows(db, t, sql, p, what, fn, ctx);
     if (!(res = spotdb__execute(db, sql, p, what)))
@@ -756,7 +889,7 @@ int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,
     sql_add(&sql, "SELECT count(*) FROM %s", t->relation);
     if ((rc = add_filters(db, t, filter, &sql, &p, &any)) != 0)
         return rc;
-    snprintf(what, sizeof what, "counting %s", t->relation);
+    context(what, sizeof what, "counting", t->relation);
     if (!(res = run(db, &sql, &p, what)))
         return db->errcode;
     if (PQftype(res, 0) != SPOTDB__OID_INT8 || PQgetlength(res, 0, 0) != 8)

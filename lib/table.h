@@ -8,6 +8,7 @@
 #ifndef SPOTDB_TABLE_H
 #define SPOTDB_TABLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -56,6 +57,15 @@ typedef struct spotdb__filter {
     size_t offset;                  /* of the pointer in the filter struct */
 } spotdb__filter;
 
+/* Text derived from a table's description once, on first use, and shared
+ * by every handle and thread: state 0 (not built), 1 (being built by one
+ * thread; the others build their own copy meanwhile), 2 (ready). */
+typedef struct spotdb__table_text {
+    atomic_int state;
+    size_t len;
+    char select[1024];              /* "id, email, ..." */
+} spotdb__table_text;
+
 typedef struct spotdb__table {
     const char *entity;             /* "account": for messages */
     const char *relation;           /* "accounts" */
@@ -71,6 +81,7 @@ typedef struct spotdb__table {
     bool descending;
     /* Rules that span columns, or NULL. */
     int (*check_row)(spotdb_db *db, const void *row, uint64_t fields);
+    spotdb__table_text *text;       /* the derived SQL text */
 } spotdb__table;
 
 /* A column written from something else than the struct: a secret text
@@ -131,12 +142,22 @@ void spotdb__bind_int64(spotdb__params *p, int64_t v);
 bool spotdb__encode_timestamp(unsigned char out[8], int64_t unix_us);
 /* A big-endian int8 of a binary result. */
 int64_t spotdb__get_int64(const char *v);
-/* One allocation: `head` bytes, then the first n rows of res decoded as
- * t's columns, then their text, then `tail` bytes; *rows and *tail_at
- * point into it.  NULL (with the error recorded) on failure. */
-char *spotdb__decode_block(spotdb_db *db, const spotdb__table *t,
-                           const PGresult *res, int n, size_t head,
-                           size_t tail, char **rows, char **tail_at);
+/* Decode rows [first, first + n) of res, whose first columns are t's,
+ * into `rows` (n structs).  Strings point into res, which must outlive
+ * the rows.  ESCHEMA for a value of an impossible size. */
+int spotdb__decode_rows(spotdb_db *db, const spotdb__table *t,
+                        const PGresult *res, int first, int n, char *rows);
+/* ESCHEMA unless res has t's columns and types. */
+int spotdb__check_shape(spotdb_db *db, const spotdb__table *t,
+                        const PGresult *res);
+/* `size` bytes handed to the caller, preceded by a hidden header that
+ * owns res (the result the strings point into); NULL when out of memory.
+ * spotdb__release frees both, and is what every public *_free calls. */
+void *spotdb__owned_alloc(PGresult *res, size_t size);
+void spotdb__release(void *p);
+/* Row r of res as one owned row: on success res belongs to the row. */
+int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
+                       PGresult *res, int r);
 
 /* ---- statements.c ------------------------------------------------------ */
 
@@ -148,13 +169,6 @@ PGresult *spotdb__execute(spotdb_db *db, const char *sql,
 int spotdb__send(spotdb_db *db, const char *sql, const spotdb__params *p,
                  const char *what);
 
-/* Decode row r of res into *buf (grown as needed, *cap its size): the
- * buffer a stream reuses from row to row. */
-int spotdb__decode_reuse(spotdb_db *db, const spotdb__table *t,
-                         const PGresult *res, int r, char **buf, size_t *cap);
-/* ESCHEMA unless res has t's columns and types. */
-int spotdb__check_shape(spotdb_db *db, const spotdb__table *t,
-                        const PGresult *res);
 
 /* ---- table.c ----------------------------------------------------------- */
 
@@ -211,10 +225,6 @@ const void *spotdb__field_value(const spotdb__table *t, size_t i,
 int spotdb__check_text(spotdb_db *db, const spotdb__table *t, size_t col,
                        const char *value);
 
-/* Decode row `r` of a binary-format result whose first t->ncolumns
- * columns are t's, into one allocation freed with free(). */
-int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
-                       const PGresult *res, int r);
 /* The select list of t ("id, email, ...") into buf. */
 void spotdb__select_list(char *buf, size_t n, const spotdb__table *t);
 
@@ -297,7 +307,7 @@ extern const spotdb__table spotdb__model_performance_table;
                    offsetof(spotdb__rows, next_cursor), "rows layout");    \
     void spotdb_##ENT##_rows_free(spotdb_##ENT##_rows *rows)                \
     {                                                                       \
-        free(rows);                                                         \
+        spotdb__release(rows);                                              \
     }
 
 #define SPOTDB__TABLE_FUNCTIONS(ENT, TBL)                                   \
@@ -333,7 +343,7 @@ extern const spotdb__table spotdb__model_performance_table;
     }                                                                       \
     void spotdb_##ENT##_free(spotdb_##ENT *row)                             \
     {                                                                       \
-        free(row);                                                          \
+        spotdb__release(row);                                               \
     }                                                                       \
     SPOTDB__LIST_STREAM_FUNCTION(ENT, TBL)
 

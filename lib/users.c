@@ -39,11 +39,14 @@ static const spotdb__filter filters[] = {
     { IS_ACTIVE, "=", offsetof(spotdb_user_filter, is_active) },
 };
 
+static spotdb__table_text user_text;
+
 const spotdb__table spotdb__user_table = {
     "user", "users", columns, sizeof columns / sizeof *columns,
     sizeof(spotdb_user), offsetof(spotdb_user, nulls),
     filters, sizeof filters / sizeof *filters,
     SPOTDB_USER_FILTER_VERSION, CREATED_AT, false, NULL,
+    &user_text,
 };
 
 SPOTDB__TABLE_FUNCTIONS(user, spotdb__user_table)
@@ -136,18 +139,20 @@ int spotdb_user_set_password(spotdb_db *db, const char *id,
     return rc;
 }
 
-/* The user a login names, with its stored hash; *found false when none.
- * A login with @ is an email, otherwise a username: usernames may not
- * hold @, so the two never collide. */
-static int find_login(spotdb_user **user, char *hash, spotdb_db *db,
-                      const char *login)
+/* The user a login names: its id, whether it is active, and its stored
+ * hash ("" when none).  A login with @ is an email, otherwise a username:
+ * usernames may not hold @, so the two never collide.  The row is decoded
+ * on the stack and the result, which holds the hash, cleared here. */
+static int find_login(spotdb_user *user, bool *found, char *hash,
+                      spotdb_db *db, const char *login)
 {
     size_t key = strchr(login, '@') ? EMAIL : USERNAME;
     char sql[1024], list[512];
     spotdb__params p = { .n = 0 };
     PGresult *res;
-    int rc = 0;
+    int rc = 0, col = (int)spotdb__user_table.ncolumns;
 
+    *found = false;
     spotdb__select_list(list, sizeof list, &spotdb__user_table);
     snprintf(sql, sizeof sql, "SELECT %s, hashed_password FROM users "
              "WHERE %s = $1", list, columns[key].name);
@@ -155,12 +160,12 @@ static int find_login(spotdb_user **user, char *hash, spotdb_db *db,
     res = spotdb__execute(db, sql, &p, "authenticating");
     if (!res)
         return db->errcode;
-    if (PQntuples(res) == 1) {
-        int col = (int)spotdb__user_table.ncolumns;
-
-        rc = spotdb__decode_row((void **)user, db, &spotdb__user_table, res,
-                                0);
-        if (rc == 0 && !PQgetisnull(res, 0, col) &&
+    if (PQntuples(res) == 1 &&
+        (rc = spotdb__check_shape(db, &spotdb__user_table, res)) == 0 &&
+        (rc = spotdb__decode_rows(db, &spotdb__user_table, res, 0, 1,
+                                  (char *)user)) == 0) {
+        *found = true;
+        if (!PQgetisnull(res, 0, col) &&
             PQgetlength(res, 0, col) == SPOTDB__HASH_LEN)
             memcpy(hash, PQgetvalue(res, 0, col), SPOTDB__HASH_LEN + 1);
     }
@@ -175,8 +180,8 @@ int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
     spotdb__write w = { &none, 0, NULL, 0, NULL };
     char stored[SPOTDB__HASH_LEN + 1] = "", fresh[SPOTDB__HASH_LEN + 1];
     const char *rehash = NULL;
-    spotdb_user *user = NULL;
-    bool weak, ok;
+    spotdb_user user;
+    bool found, weak, ok;
     int rc;
 
     if (out)
@@ -186,13 +191,12 @@ int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
         return spotdb__fail(db, SPOTDB_EINVAL, "authenticate: db, out and "
                             "login must not be NULL");
     if ((rc = spotdb__password_check(db, password)) != 0 ||
-        (rc = find_login(&user, stored, db, login)) != 0)
+        (rc = find_login(&user, &found, stored, db, login)) != 0)
         return rc;
     /* Every path does the same bcrypt work before deciding. */
     ok = spotdb__password_verify(password, stored[0] ? stored : NULL, &weak);
     spotdb__wipe(stored, sizeof stored);
-    if (!ok || !user || !user->is_active) {
-        free(user);
+    if (!ok || !found || !user.is_active) {
         return spotdb__fail(db, SPOTDB_EAUTH, "authentication failed: wrong "
                             "login or password, or the user is inactive");
     }
@@ -200,8 +204,7 @@ int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
      * still works and the next login tries again. */
     if (weak && spotdb__password_hash(db, password, fresh) == 0)
         rehash = fresh;
-    rc = write_extras((void **)out, db, user->id, &w, rehash, true);
+    rc = write_extras((void **)out, db, user.id, &w, rehash, true);
     spotdb__wipe(fresh, sizeof fresh);
-    free(user);
     return rc;
 }

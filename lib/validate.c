@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -180,30 +181,74 @@ bool spotdb__rule_username(const char *s, char *why, size_t n)
     return true;
 }
 
-/* json-c in strict mode, with room for the nesting the server allows in
- * practice; the server still has the last word (\u0000, for one, is valid
- * JSON that jsonb refuses). */
+/* json-c in strict mode, with one tokener per thread, reset between
+ * values: making one allocates its parse stack, which would cost more
+ * than parsing a typical feature vector.  JSON nested deeper than the
+ * stack allows is left to the server, which has the last word anyway
+ * (\u0000, for one, is valid JSON that jsonb refuses). */
+#define JSON_DEPTH 64
+
+static pthread_once_t json_once = PTHREAD_ONCE_INIT;
+static pthread_key_t json_key;
+static bool json_key_ok;
+
+static void json_tokener_release(void *tok)
+{
+    json_tokener_free(tok);
+}
+
+static void json_init(void)
+{
+    json_key_ok = pthread_key_create(&json_key, json_tokener_release) == 0;
+}
+
+/* The thread's tokener, ready for a new value; *own when the caller must
+ * free it (no thread-specific storage). */
+static struct json_tokener *tokener(bool *own)
+{
+    struct json_tokener *tok;
+
+    pthread_once(&json_once, json_init);
+    *own = !json_key_ok;
+    tok = json_key_ok ? pthread_getspecific(json_key) : NULL;
+    if (tok) {
+        json_tokener_reset(tok);
+        return tok;
+    }
+    if (!(tok = json_tokener_new_ex(JSON_DEPTH)))
+        return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    if (!*own && pthread_setspecific(json_key, tok) != 0)
+        *own = true;
+    return tok;
+}
+
 bool spotdb__rule_json(const char *s, char *why, size_t n)
 {
-    struct json_tokener *tok = json_tokener_new_ex(1000);
+    bool own;
+    struct json_tokener *tok = tokener(&own);
     struct json_object *obj;
+    enum json_tokener_error err;
     size_t len = strlen(s), end;
     bool ok;
 
-    if (!tok || len > INT32_MAX) {
-        json_tokener_free(tok);
-        return fail(why, n, tok ? "is too long to check"
-                                : "could not be checked (out of memory)");
+    if (!tok)
+        return fail(why, n, "could not be checked (out of memory)");
+    if (len > INT32_MAX) {
+        if (own)
+            json_tokener_free(tok);
+        return fail(why, n, "is too long to check");
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     obj = json_tokener_parse_ex(tok, s, (int)len);
-    ok = obj && json_tokener_get_error(tok) == json_tokener_success;
+    err = json_tokener_get_error(tok);
+    ok = obj && err == json_tokener_success;
     end = ok ? json_tokener_get_parse_end(tok) : 0;
     while (ok && end < len && isspace((unsigned char)s[end]))
         end++;
-    ok = ok && end == len;
+    ok = (ok && end == len) || err == json_tokener_error_depth;
     json_object_put(obj);
-    json_tokener_free(tok);
+    if (own)
+        json_tokener_free(tok);
     return ok ? true : fail(why, n, "is not valid JSON");
 }
 
