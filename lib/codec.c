@@ -294,10 +294,12 @@ static bool decode_one(const spotdb__table *t, const PGresult *res, int r,
             continue;
         }
         v = PQgetvalue(res, r, (int)i);
-        len = PQgetlength(res, r, (int)i);
-        if (c->type == SPOTDB__TEXT) {
+        if (c->type == SPOTDB__TEXT) {     /* no length: NUL-terminated */
             *(const char **)(void *)field = v;
-        } else if (c->type == SPOTDB__JSON) {
+            continue;
+        }
+        len = PQgetlength(res, r, (int)i);
+        if (c->type == SPOTDB__JSON) {
             if (len < 1)        /* jsonb's binary form: a version byte */
                 return false;
             *(const char **)(void *)field = v + 1;

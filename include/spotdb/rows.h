@@ -44,10 +44,11 @@
  * NULL column, like every other rule, is SPOTDB_EINVAL naming the field,
  * before any round trip.
  *
- * Ownership: rows returned through `T **out` are one allocation, text
- * included, released with `spotdb_<entity>_free()`; pages of rows
- * (`spotdb_<entity>_rows`) likewise with `spotdb_<entity>_rows_free()`.
- * Strings inside a returned row stay valid until that free.  Input structs
+ * Ownership: a row returned through `T **out` is released with
+ * `spotdb_<entity>_free()`, a page of rows (`spotdb_<entity>_rows`) with
+ * `spotdb_<entity>_rows_free()`; never with free().  Their strings point
+ * into the server's result, which the row or page keeps (nothing is
+ * copied), and stay valid until that call.  Input structs
  * belong to the caller; the library only reads them during the call.
  *
  * Paging: lists are in a stable order and paged by key (no OFFSET).  A
