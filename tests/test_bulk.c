@@ -1672,10 +1672,24 @@ static int count_log(const spotdb_experiment_log *row, void *payload)
     return 0;
 }
 
+/* Memory checkers keep freed memory aside (valgrind's and ASan's
+ * quarantines), so the peak RSS says nothing about the library there; the
+ * plain run measures it. */
+#if defined(__SANITIZE_ADDRESS__)
+#  define ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define ADDRESS_SANITIZER 1
+#  endif
+#endif
+
 static int under_valgrind(void)
 {
     const char *p = getenv("LD_PRELOAD");
 
+#ifdef ADDRESS_SANITIZER
+    return 1;
+#endif
     return p && strstr(p, "vgpreload") != NULL;
 }
 
@@ -1690,7 +1704,7 @@ START_TEST(stream_in_constant_memory)
 
     if (under_valgrind()) {
         fprintf(stderr, "test_bulk: stream_in_constant_memory skipped under "
-                "valgrind\n");
+                "a memory checker\n");
         return;
     }
     base_rows();
