@@ -184,15 +184,16 @@ START_TEST(eight_concurrent_migrators)
         finish(&p[i]);
         ck_assert_msg(exit_code(&p[i]) == 0, "migrator %d exited %d: %s", i,
                       exit_code(&p[i]), p[i].stderr_text);
-        applied += strstr(p[i].stdout_text, "applied 0001_initial in ") != NULL;
-        up_to_date += strstr(p[i].stdout_text, "up to date at version 1") != NULL;
+        applied += strstr(p[i].stdout_text, "applied 0001_initial in ") != NULL &&
+                   strstr(p[i].stdout_text, "applied 0002_experiment_log_paging in ") != NULL;
+        up_to_date += strstr(p[i].stdout_text, "up to date at version 2") != NULL;
         ck_assert_str_eq(p[i].stderr_text, "");
         release(&p[i]);
     }
     ck_assert_int_eq(applied, 1);
     ck_assert_int_eq(up_to_date, 7);
     raw = th_connect(url);
-    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM spotdb_schema_migrations"), 1);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM spotdb_schema_migrations"), 2);
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM users"), 1);
     PQfinish(raw);
     free(url);
@@ -208,20 +209,20 @@ START_TEST(status_before_and_after)
 
     p = run(url, status);
     ck_assert_int_eq(exit_code(&p), 0);
-    ck_assert_msg(strstr(p.stdout_text, "schema version: 0 (library embeds up to 1)"), "%s", p.stdout_text);
+    ck_assert_msg(strstr(p.stdout_text, "schema version: 0 (library embeds up to 2)"), "%s", p.stdout_text);
     ck_assert(strstr(p.stdout_text, "applied: none"));
-    ck_assert(strstr(p.stdout_text, "pending:\n  0001_initial\n"));
+    ck_assert(strstr(p.stdout_text, "pending:\n  0001_initial\n  0002_experiment_log_paging\n"));
     release(&p);
 
     p = run(url, migrate);
     ck_assert_int_eq(exit_code(&p), 0);
     ck_assert(strstr(p.stdout_text, "applied 0001_initial in "));
-    ck_assert(strstr(p.stdout_text, "now at version 1"));
+    ck_assert(strstr(p.stdout_text, "now at version 2"));
     release(&p);
 
     p = run(url, status);
     ck_assert_int_eq(exit_code(&p), 0);
-    ck_assert(strstr(p.stdout_text, "schema version: 1"));
+    ck_assert(strstr(p.stdout_text, "schema version: 2"));
     ck_assert(strstr(p.stdout_text, "  0001_initial  20"));
     ck_assert(strstr(p.stdout_text, " UTC "));
     ck_assert(strstr(p.stdout_text, "pending: none"));

@@ -19,6 +19,9 @@ extern const spotdb__migration_set th_steps_set;
 extern const spotdb__migration_set th_failing_set;
 extern const spotdb__migration_set th_compat_set;
 
+/* Migrations embedded from sql/: every applied set is versions 1..N. */
+#define N_BUILTIN ((int)spotdb_migration_embedded_count())
+
 #define LOCK_KEY "8318271057444339713"
 /* pg_locks is cluster-wide; other suites run at the same time */
 #define THIS_DB "database = (SELECT oid FROM pg_database " \
@@ -126,9 +129,9 @@ START_TEST(fresh_database_reaches_latest)
     o.payload = &s;
     ck_assert_int_eq(spotdb_migrate(db, &o), 0);
     ck_assert_str_eq(spotdb_errmsg(db), "");
-    ck_assert_int_eq(s.applied, 1);
+    ck_assert_int_eq(s.applied, N_BUILTIN);
     ck_assert_int_eq(s.versions[0], 1);
-    ck_assert_int_eq(tracked_rows(), 1);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
     ck_assert_int_eq(spotdb_migration_embedded(&emb, 0), 0);
     {
         char *sum = th_scalar(raw, "SELECT checksum FROM spotdb_schema_migrations");
@@ -139,10 +142,10 @@ START_TEST(fresh_database_reaches_latest)
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM users WHERE username = 'admin'"), 1);
 
     ck_assert_int_eq(spotdb_status_get(&st, db), 0);
-    ck_assert_int_eq(st->current_version, 1);
-    ck_assert_int_eq(st->latest_version, 1);
+    ck_assert_int_eq(st->current_version, N_BUILTIN);
+    ck_assert_int_eq(st->latest_version, N_BUILTIN);
     ck_assert_int_eq(st->tracked, 1);
-    ck_assert_uint_eq(st->applied_count, 1);
+    ck_assert_uint_eq(st->applied_count, N_BUILTIN);
     ck_assert_uint_eq(st->pending_count, 0);
     ck_assert_int_eq(st->applied[0].state, SPOTDB_MIGRATION_APPLIED);
     ck_assert_str_eq(st->applied[0].name, "initial");
@@ -171,7 +174,7 @@ START_TEST(rerun_is_a_no_op)
     after = th_scalar(raw, "SELECT applied_at::text || checksum FROM spotdb_schema_migrations");
     ck_assert_int_eq(s.calls, 0);
     ck_assert_str_eq(before, after);
-    ck_assert_int_eq(tracked_rows(), 1);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM users"), 1);
     free(before);
     free(after);
@@ -187,7 +190,7 @@ START_TEST(status_of_empty_database)
     ck_assert_int_eq(st->unversioned_schema, 0);
     ck_assert_int_eq(st->current_version, 0);
     ck_assert_uint_eq(st->applied_count, 0);
-    ck_assert_uint_eq(st->pending_count, 1);
+    ck_assert_uint_eq(st->pending_count, N_BUILTIN);
     ck_assert_int_eq(st->pending[0].state, SPOTDB_MIGRATION_PENDING);
     ck_assert_int_eq(st->pending[0].execution_ms, -1);
     spotdb_status_free(st);
@@ -328,11 +331,11 @@ START_TEST(newer_database_is_refused)
     ck_assert_int_eq(spotdb_migrate(db, NULL), SPOTDB_ESCHEMA);
     assert_msg_has("9999");
     assert_msg_has("newer");
-    ck_assert_int_eq(tracked_rows(), 2);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN + 1);
     ck_assert_int_eq(spotdb_status_get(&st, db), 0);
     ck_assert_int_eq(st->current_version, 9999);
-    ck_assert_uint_eq(st->applied_count, 2);
-    ck_assert_int_eq(st->applied[1].state, SPOTDB_MIGRATION_UNKNOWN);
+    ck_assert_uint_eq(st->applied_count, N_BUILTIN + 1);
+    ck_assert_int_eq(st->applied[N_BUILTIN].state, SPOTDB_MIGRATION_UNKNOWN);
     spotdb_status_free(st);
 }
 END_TEST
@@ -393,7 +396,7 @@ START_TEST(dry_run_changes_nothing)
     o.callback = record_cb;
     o.payload = &s;
     ck_assert_int_eq(spotdb_migrate(db, &o), 0);
-    ck_assert_int_eq(s.dry, 1);
+    ck_assert_int_eq(s.dry, N_BUILTIN);
     ck_assert(s.sql_has_create);
     ck_assert(!relation_exists("spotdb_schema_migrations"));
     ck_assert(!relation_exists("users"));
@@ -482,13 +485,16 @@ START_TEST(embedded_list)
 {
     spotdb_migration_info m;
 
-    ck_assert_uint_eq(spotdb_migration_embedded_count(), 1);
+    ck_assert_uint_eq(spotdb_migration_embedded_count(), N_BUILTIN);
+    ck_assert_int_eq(N_BUILTIN, 2);
     ck_assert_int_eq(spotdb_migration_embedded(&m, 0), 0);
     ck_assert_int_eq(m.version, 1);
     ck_assert_str_eq(m.name, "initial");
     ck_assert_uint_eq(strlen(m.checksum), 64);
     ck_assert_int_eq(m.state, SPOTDB_MIGRATION_PENDING);
-    ck_assert_int_eq(spotdb_migration_embedded(&m, 1), SPOTDB_EINVAL);
+    ck_assert_int_eq(spotdb_migration_embedded(&m, 1), 0);
+    ck_assert_str_eq(m.name, "experiment_log_paging");
+    ck_assert_int_eq(spotdb_migration_embedded(&m, 2), SPOTDB_EINVAL);
     ck_assert(strstr(spotdb_last_errmsg(), "out of range") != NULL);
     ck_assert_int_eq(spotdb_migration_embedded(NULL, 0), SPOTDB_EINVAL);
 }
@@ -530,7 +536,7 @@ START_TEST(lock_timeout_gives_elocked)
     }
     th_exec(raw, "SELECT pg_advisory_unlock(" LOCK_KEY ")");
     ck_assert_int_eq(spotdb_migrate(db, &o), 0);
-    ck_assert_int_eq(tracked_rows(), 1);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
 }
 END_TEST
 
@@ -567,7 +573,7 @@ START_TEST(eight_threads_migrate_once)
         ck_assert_msg(w[i].rc == 0, "worker %d: %d %s", i, w[i].rc, w[i].msg);
         free(w[i].conninfo);
     }
-    ck_assert_int_eq(tracked_rows(), 1);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM users"), 1);
 }
 END_TEST
@@ -612,7 +618,7 @@ START_TEST(killed_migrator_releases_the_lock)
     ck_assert(!relation_exists("sleepy"));
     ck_assert(!relation_exists("spotdb_schema_migrations"));
     ck_assert_int_eq(spotdb_migrate(db, NULL), 0);
-    ck_assert_int_eq(tracked_rows(), 1);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
 }
 END_TEST
 
@@ -669,8 +675,9 @@ START_TEST(hand_built_database_is_adopted)
     o.payload = &s;
     ck_assert_msg(spotdb_migrate(db, &o) == 0, "%s", spotdb_errmsg(db));
     ck_assert_int_eq(s.adopted, 1);
-    ck_assert_int_eq(s.applied, 0);
-    ck_assert_int_eq(tracked_rows(), 1);
+    /* adopted as version 1, then the later migrations applied */
+    ck_assert_int_eq(s.applied, N_BUILTIN - 1);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
     ck_assert_int_eq(th_count(raw, "SELECT execution_ms FROM spotdb_schema_migrations "
                                    "WHERE version = 1"), 0);
     after = th_scalar(raw, row_digest_sql);
@@ -680,9 +687,10 @@ START_TEST(hand_built_database_is_adopted)
                                    "AND hashed_password LIKE '$2b$12$notarealhash%'"), 1);
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM pg_namespace "
                                    "WHERE nspname = 'spotdb_catalog_probe'"), 0);
-    /* and from now on it is an ordinary versioned database */
+    /* and from now on it is an ordinary versioned database: the second
+     * run has nothing to do */
     ck_assert_int_eq(spotdb_migrate(db, &o), 0);
-    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(s.calls, N_BUILTIN);
     free(before);
     free(after);
 }
@@ -699,7 +707,7 @@ START_TEST(adoption_dry_run_changes_nothing)
     o.payload = &s;
     ck_assert_int_eq(spotdb_migrate(db, &o), 0);
     ck_assert_int_eq(s.adopted, 1);
-    ck_assert_int_eq(s.dry, 0);
+    ck_assert_int_eq(s.dry, N_BUILTIN - 1);
     ck_assert(!relation_exists("spotdb_schema_migrations"));
 }
 END_TEST
@@ -743,7 +751,7 @@ START_TEST(unrelated_tables_do_not_count)
     th_exec(raw, "CREATE TABLE inventory (sku text PRIMARY KEY); "
                  "INSERT INTO inventory VALUES ('a')");
     ck_assert_msg(spotdb_migrate(db, NULL) == 0, "%s", spotdb_errmsg(db));
-    ck_assert_int_eq(tracked_rows(), 1);
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM inventory"), 1);
 }
 END_TEST

@@ -129,7 +129,8 @@ SPOTDB_API int spotdb_experiment_log_count(
 /**
  * Store `n` rows in one statement (COPY in binary format): all of them,
  * or none when any is refused.  Every row is validated first, so a bad
- * value costs no round trip.  The columns in `fields` are written from
+ * value costs no round trip; JSON alone is left to the server, whose
+ * refusal names the row and the column as well.  The columns in `fields` are written from
  * each row and the others take their defaults, as for create; `fields`
  * must include SPOTDB_EXPERIMENT_LOG_INSTANCE_ID.  Inside a transaction the rows commit with it;
  * otherwise the COPY is its own transaction.

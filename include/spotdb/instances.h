@@ -135,7 +135,8 @@ SPOTDB_API int spotdb_instance_count(int64_t *out, spotdb_db *db,
 /**
  * Store `n` rows in one statement (COPY in binary format): all of them,
  * or none when any is refused.  Every row is validated first, so a bad
- * value costs no round trip.  The columns in `fields` are written from
+ * value costs no round trip; JSON alone is left to the server, whose
+ * refusal names the row and the column as well.  The columns in `fields` are written from
  * each row and the others take their defaults, as for create; `fields`
  * must include SPOTDB_INSTANCE_ACCOUNT_ID, ..._INSTANCE_ID, ..._INSTANCE_TYPE and ..._AVAILABILITY_ZONE.  Inside a transaction the rows commit with it;
  * otherwise the COPY is its own transaction.
