@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,56 @@ long th_count(PGconn *c, const char *sql)
 
     free(v);
     return n;
+}
+
+static char *vquery(PGconn *c, const char *fmt, va_list ap)
+{
+    char sql[8192];
+
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    return th_scalar(c, sql);
+}
+
+char *th_qf(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    char *v;
+
+    va_start(ap, fmt);
+    v = vquery(c, fmt, ap);
+    va_end(ap);
+    return v;
+}
+
+long th_qn(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    char *v;
+    long n;
+
+    va_start(ap, fmt);
+    v = vquery(c, fmt, ap);
+    va_end(ap);
+    n = v ? strtol(v, NULL, 10) : -1;
+    free(v);
+    return n;
+}
+
+void th_qeq(PGconn *c, const char *expected, const char *fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+    char *v;
+
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    v = th_scalar(c, sql);
+    ck_assert_msg((v == NULL && expected == NULL) ||
+                  (v && expected && strcmp(v, expected) == 0),
+                  "%s: got %s, expected %s", sql, v ? v : "NULL",
+                  expected ? expected : "NULL");
+    free(v);
 }
 
 const char *th_db_create(void)

@@ -37,6 +37,15 @@ void th_exec(PGconn *c, const char *sql);
 char *th_scalar(PGconn *c, const char *sql);
 /* First column of the first row as a number (-1 for NULL or no row). */
 long th_count(PGconn *c, const char *sql);
+/* Formatted versions: the first column of the first row (malloc'd, NULL
+ * for SQL NULL or no row), as a number (-1 for NULL), and an assertion
+ * that it equals `expected` (NULL: SQL NULL). */
+char *th_qf(PGconn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+long th_qn(PGconn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void th_qeq(PGconn *c, const char *expected, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Run every statement of a SQL file, ignoring failures, as psql does by
  * default; returns the number of statements that failed. */
 int th_exec_file_like_psql(PGconn *c, const char *path);

@@ -51,29 +51,8 @@ static void teardown(void)
     th_teardown_db();
 }
 
-#define OK_ON(h, call)                                                       \
-    do {                                                                     \
-        int rc_ = (call);                                                    \
-        ck_assert_msg(rc_ == 0, "%s -> %d (%s): %s", #call, rc_,             \
-                      spotdb_strerror(rc_), spotdb_errmsg(h));               \
-    } while (0)
-#define OK(call) OK_ON(db, call)
-
-/* The call fails with `code`, and the message names `needle` (if not
- * NULL). */
-#define FAILS(code, needle, call)                                            \
-    do {                                                                     \
-        int rc_ = (call);                                                    \
-        const char *n_ = (needle);                                           \
-        ck_assert_msg(rc_ == (code),                                         \
-                      "%s -> %d (%s), expected %d (%s); message: %s [%s]",   \
-                      #call, rc_, spotdb_strerror(rc_), (int)(code),         \
-                      spotdb_strerror(code), spotdb_errmsg(db), g_ctx);      \
-        if (n_ != NULL)                                                      \
-            ck_assert_msg(strstr(spotdb_errmsg(db), n_) != NULL,             \
-                          "%s: message \"%s\" does not name \"%s\"", #call,  \
-                          spotdb_errmsg(db), n_);                            \
-    } while (0)
+#define FAILS_CONTEXT g_ctx
+#include "checks.h"
 
 /* Same, and *out (poisoned beforehand) is NULL afterwards. */
 #define FAILS_OUT(code, needle, out, call)                                   \
@@ -83,78 +62,6 @@ static void teardown(void)
         ck_assert_msg((out) == NULL, "%s: *out is not NULL on failure",      \
                       #call);                                                \
     } while (0)
-
-#define EQS(a, b)                                                            \
-    do {                                                                     \
-        const char *a_ = (a), *b_ = (b);                                     \
-        ck_assert_msg((a_ == NULL && b_ == NULL) ||                          \
-                      (a_ && b_ && strcmp(a_, b_) == 0),                     \
-                      "%s == %s: \"%s\" vs \"%s\"", #a, #b,                  \
-                      a_ ? a_ : "(null)", b_ ? b_ : "(null)");               \
-    } while (0)
-#define EQI(a, b)                                                            \
-    ck_assert_msg((int64_t)(a) == (int64_t)(b), "%s == %s: %lld vs %lld",    \
-                  #a, #b, (long long)(a), (long long)(b))
-#define EQD(a, b)                                                            \
-    ck_assert_msg((a) == (b), "%s == %s: %.17g vs %.17g", #a, #b,            \
-                  (double)(a), (double)(b))
-#define ISNULL(r, bit)                                                       \
-    ck_assert_msg(((r)->nulls & (bit)) != 0, "%s: NULL bit %s not set",      \
-                  #r, #bit)
-#define NOTNULL(r, bit)                                                      \
-    ck_assert_msg(((r)->nulls & (bit)) == 0, "%s: NULL bit %s set", #r, #bit)
-
-static char *qf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long qn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void qeq(const char *expected, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* First column of the first row of a formatted query (malloc'd, NULL for
- * SQL NULL), through the raw connection. */
-static char *qf(const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return th_scalar(pg, sql);
-}
-
-static long qn(const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return th_count(pg, sql);
-}
-
-/* The query's value is `expected` (NULL: SQL NULL). */
-static void qeq(const char *expected, const char *fmt, ...)
-{
-    char sql[8192];
-    char *v;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    v = th_scalar(pg, sql);
-    ck_assert_msg((v == NULL && expected == NULL) ||
-                  (v && expected && strcmp(v, expected) == 0),
-                  "%s: got %s, expected %s", sql, v ? v : "NULL",
-                  expected ? expected : "NULL");
-    free(v);
-}
-
-static long rows_in(const char *table)
-{
-    return qn("SELECT count(*) FROM %s", table);
-}
 
 /* Two JSON texts mean the same (compared by the server as jsonb). */
 static int json_same(const char *a, const char *b)

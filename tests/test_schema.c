@@ -696,8 +696,8 @@ static bool added_index(const char *table, const char *name, const char *def)
     static const struct { const char *table, *name, *def; } added[] = {
         { "experiment_logs", "idx_experiment_logs_instance_time",
           "CREATE INDEX idx_experiment_logs_instance_time ON "
-          "public.experiment_logs USING btree (instance_id, execution_time "
-          "DESC, id DESC)" },
+          "public.experiment_logs USING btree (instance_id, decision, "
+          "execution_time DESC, id DESC)" },
     };
 
     for (size_t k = 0; k < NELEMS(added); k++)
