@@ -245,9 +245,9 @@ PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
                               const char *const *params, const char *what)
 {
     return spotdb__check_result(db,
-                        PQexecParams(db->conn, sql, nparams, NULL, params,
-                                     NULL, NULL, 0),
-                        what);
+                                PQexecParams(db->conn, sql, nparams, NULL,
+                                             params, NULL, NULL, 0),
+                                what);
 }
 
 int spotdb__command(spotdb_db *db, const char *sql, const char *what)
