@@ -4,9 +4,9 @@
  *
  * Values travel as parameters, never in the SQL text, which holds only
  * the identifiers of the descriptions.  Fixed-size values are sent and
- * received in binary, so a timestamp or a double arrives exactly and is
- * decoded without parsing text; results come back in one allocation per
- * row or per page, strings included, so freeing is one free().
+ * received in binary (codec.c), so a timestamp or a double arrives
+ * exactly; a returned row or page keeps the result its strings point
+ * into, and its *_free releases both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,17 +93,16 @@ static void sql_param(sql_buf *b, bool first, int n)
     sql_put(b, num + k, sizeof num - k);
 }
 
+static void build_select_list(sql_buf *b, const spotdb__table *t);
+static void sql_select_list(sql_buf *b, const spotdb__table *t);
+
 void spotdb__select_list(char *buf, size_t n, const spotdb__table *t)
 {
-    size_t len = 0;
+    sql_buf b = { .len = 0 };
 
-    buf[0] = '\0';
-    for (size_t i = 0; i < t->ncolumns && len < n; i++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "",
-                                t->columns[i].name);
+    sql_select_list(&b, t);
+    snprintf(buf, n, "%s", b.text);
 }
-
-static void build_select_list(sql_buf *b, const spotdb__table *t);
 
 /* The select list is built once per table and then copied. */
 static void sql_select_list(sql_buf *b, const spotdb__table *t)
@@ -130,9 +129,6 @@ static void build_select_list(sql_buf *b, const spotdb__table *t)
     for (size_t i = 0; i < t->ncolumns; i++)
         sql_item(b, i == 0, t->columns[i].name);
 }
-
-/* ---- parameters ------------------------------------------------------ */
-
 
 /* ---- validation ------------------------------------------------------ */
 
@@ -229,8 +225,8 @@ static uint64_t row_nulls(const spotdb__table *t, const void *row)
     return nulls;
 }
 
-/* The value of column i of a public struct, as spotdb__bind() and check_value()
- * take it, or NULL for SQL NULL. */
+/* The value of column i of a public struct, as spotdb__bind() and
+ * check_value() take it, or NULL for SQL NULL. */
 const void *spotdb__field_value(const spotdb__table *t, size_t i,
                                const void *row)
 {
