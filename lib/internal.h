@@ -29,6 +29,7 @@ struct spotdb_db {
     bool unnamed;                   /* SPOTDB_STATEMENTS_UNNAMED */
     struct spotdb__statement *statements;   /* statements.c's cache */
     size_t nstatements;
+    unsigned long statement_serial;         /* next statement's number */
     char errmsg[SPOTDB__ERRMSG_MAX];
     char sqlstate[6];
     int errcode;                    /* code of the last failure, 0 if none */

@@ -80,7 +80,9 @@ static const char *prepared(spotdb_db *db, const char *sql,
     s = &db->statements[db->nstatements];
     if (!(s->sql = strdup(sql)))
         return NULL;
-    snprintf(s->name, sizeof s->name, "spotdb_%zu", db->nstatements);
+    /* Names never repeat on a connection: a DEALLOCATE that failed (in an
+     * aborted transaction, say) must not make a new PREPARE collide. */
+    snprintf(s->name, sizeof s->name, "spotdb_%lu", db->statement_serial++);
     res = spotdb__check_result(db, PQprepare(db->conn, s->name, sql, p->n,
                                              p->types), what);
     if (!res) {
