@@ -170,11 +170,11 @@ static int send_rows(spotdb_db *db, const spotdb__table *t, const char *rows,
                       i == 0 && ids ? ids[r]
                                     : spotdb__field_value(t, i, row));
         }
+        if (r + 1 == n)
+            put_be(&b, UINT16_MAX, 2);          /* the trailer: -1 */
         if (b.oom)
             rc = spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
         else if (b.len >= CHUNK || r + 1 == n) {
-            if (r + 1 == n)
-                put_be(&b, UINT16_MAX, 2);      /* the trailer: -1 */
             if (PQputCopyData(db->conn, (const char *)b.data,
                               (int)b.len) != 1)
                 rc = spotdb__fail_result(db, NULL, "insert_many: sending");
