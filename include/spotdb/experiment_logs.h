@@ -144,7 +144,8 @@ SPOTDB_API int spotdb_experiment_log_count(
  *             not in `fields`).
  * @param[out] bad_row NULL, or the index of the row that was refused, -1
  *             when the failure is not one row's (or on success).
- * @return 0; SPOTDB_EINVAL naming the row, field and rule;
+ * @return 0 when all `n` rows are stored (the count is always n or 0);
+ *         SPOTDB_EINVAL naming the row, field and rule;
  *         SPOTDB_EREFERENCE, SPOTDB_ECONFLICT naming the row when the
  *         server's detail identifies it; SPOTDB_ECONN; SPOTDB_ENOMEM.
  */
