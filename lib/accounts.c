@@ -55,15 +55,9 @@ static int check_row(spotdb_db *db, const void *row, uint64_t fields)
     return 0;
 }
 
-static spotdb__table_text account_text;
-
-const spotdb__table spotdb__account_table = {
-    "account", "accounts", columns, sizeof columns / sizeof *columns,
-    sizeof(spotdb_account), offsetof(spotdb_account, nulls),
-    filters, sizeof filters / sizeof *filters,
-    SPOTDB_ACCOUNT_FILTER_VERSION, CREATED_AT, false, check_row,
-    &account_text,
-};
+SPOTDB__TABLE(account, "accounts", columns, filters,
+              SPOTDB__NELEMS(filters), SPOTDB_ACCOUNT_FILTER_VERSION,
+              CREATED_AT, false, check_row);
 
 SPOTDB__TABLE_FUNCTIONS(account, spotdb__account_table)
 SPOTDB__CREATE_FUNCTION(account, spotdb__account_table)

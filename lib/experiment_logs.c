@@ -54,16 +54,10 @@ static const spotdb__filter filters[] = {
                                     executed_before) },
 };
 
-static spotdb__table_text experiment_log_text;
-
-const spotdb__table spotdb__experiment_log_table = {
-    "experiment_log", "experiment_logs", columns,
-    sizeof columns / sizeof *columns, sizeof(spotdb_experiment_log),
-    offsetof(spotdb_experiment_log, nulls), filters,
-    sizeof filters / sizeof *filters, SPOTDB_EXPERIMENT_LOG_FILTER_VERSION,
-    EXECUTION_TIME, true, NULL,
-    &experiment_log_text,
-};
+/* Newest first: the order analysts read decisions in. */
+SPOTDB__TABLE(experiment_log, "experiment_logs", columns, filters,
+              SPOTDB__NELEMS(filters), SPOTDB_EXPERIMENT_LOG_FILTER_VERSION,
+              EXECUTION_TIME, true, NULL);
 
 SPOTDB__TABLE_FUNCTIONS(experiment_log, spotdb__experiment_log_table)
 SPOTDB__CREATE_FUNCTION(experiment_log, spotdb__experiment_log_table)

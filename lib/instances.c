@@ -38,15 +38,9 @@ static const spotdb__filter filters[] = {
     { IS_ACTIVE, "=", offsetof(spotdb_instance_filter, is_active) },
 };
 
-static spotdb__table_text instance_text;
-
-const spotdb__table spotdb__instance_table = {
-    "instance", "instances", columns, sizeof columns / sizeof *columns,
-    sizeof(spotdb_instance), offsetof(spotdb_instance, nulls),
-    filters, sizeof filters / sizeof *filters,
-    SPOTDB_INSTANCE_FILTER_VERSION, CREATED_AT, false, NULL,
-    &instance_text,
-};
+SPOTDB__TABLE(instance, "instances", columns, filters,
+              SPOTDB__NELEMS(filters), SPOTDB_INSTANCE_FILTER_VERSION,
+              CREATED_AT, false, NULL);
 
 SPOTDB__TABLE_FUNCTIONS(instance, spotdb__instance_table)
 SPOTDB__CREATE_FUNCTION(instance, spotdb__instance_table)

@@ -34,15 +34,9 @@ static const spotdb__filter filters[] = {
     { IS_ACTIVE, "=", offsetof(spotdb_model_filter, is_active) },
 };
 
-static spotdb__table_text model_text;
-
-const spotdb__table spotdb__model_table = {
-    "model", "model_registry", columns, sizeof columns / sizeof *columns,
-    sizeof(spotdb_model), offsetof(spotdb_model, nulls),
-    filters, sizeof filters / sizeof *filters,
-    SPOTDB_MODEL_FILTER_VERSION, CREATED_AT, false, NULL,
-    &model_text,
-};
+SPOTDB__TABLE(model, "model_registry", columns, filters,
+              SPOTDB__NELEMS(filters), SPOTDB_MODEL_FILTER_VERSION,
+              CREATED_AT, false, NULL);
 
 SPOTDB__TABLE_FUNCTIONS(model, spotdb__model_table)
 SPOTDB__CREATE_FUNCTION(model, spotdb__model_table)

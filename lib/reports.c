@@ -20,15 +20,9 @@ static const spotdb__column columns[] = {
     P(avg_projected_savings, SPOTDB__FLOAT64, 0),
 };
 
-static spotdb__table_text model_performance_text;
-
-const spotdb__table spotdb__model_performance_table = {
-    "model_performance", "the model-performance report", columns,
-    sizeof columns / sizeof *columns, sizeof(spotdb_model_performance),
-    offsetof(spotdb_model_performance, nulls), NULL, 0,
-    SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION, 0, false, NULL,
-    &model_performance_text,
-};
+SPOTDB__TABLE(model_performance, "the model-performance report", columns,
+              NULL, 0, SPOTDB_MODEL_PERFORMANCE_FILTER_VERSION, 0, false,
+              NULL);
 
 SPOTDB__ROWS_FUNCTIONS(model_performance)
 

@@ -284,6 +284,20 @@ extern const spotdb__table spotdb__active_instance_table;
 extern const spotdb__table spotdb__recent_experiment_table;
 extern const spotdb__table spotdb__model_performance_table;
 
+/* The description of entity ENT (public struct spotdb_ENT), from its
+ * column and filter arrays: what every entity file declares once.  NAME
+ * is the relation in SQL; ORDER the keyset column (lists only), DESC its
+ * direction; CHECK the rule across columns, or NULL. */
+#define SPOTDB__NELEMS(a) (sizeof (a) / sizeof *(a))
+#define SPOTDB__TABLE(ENT, NAME, COLUMNS, FILTERS, NFILTERS, FILTER_VERSION, \
+                      ORDER, DESC, CHECK)                                   \
+    static spotdb__table_text ENT##_text;                                   \
+    const spotdb__table spotdb__##ENT##_table = {                           \
+        #ENT, NAME, COLUMNS, SPOTDB__NELEMS(COLUMNS), sizeof(spotdb_##ENT),  \
+        offsetof(spotdb_##ENT, nulls), FILTERS, NFILTERS, FILTER_VERSION,   \
+        ORDER, DESC, CHECK, &ENT##_text,                                    \
+    }
+
 /* Columns other entities look rows up by. */
 #define SPOTDB__USER_USERNAME_COLUMN 2
 #define SPOTDB__ACCOUNT_ACCOUNT_ID_COLUMN 2

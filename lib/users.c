@@ -39,15 +39,8 @@ static const spotdb__filter filters[] = {
     { IS_ACTIVE, "=", offsetof(spotdb_user_filter, is_active) },
 };
 
-static spotdb__table_text user_text;
-
-const spotdb__table spotdb__user_table = {
-    "user", "users", columns, sizeof columns / sizeof *columns,
-    sizeof(spotdb_user), offsetof(spotdb_user, nulls),
-    filters, sizeof filters / sizeof *filters,
-    SPOTDB_USER_FILTER_VERSION, CREATED_AT, false, NULL,
-    &user_text,
-};
+SPOTDB__TABLE(user, "users", columns, filters, SPOTDB__NELEMS(filters),
+              SPOTDB_USER_FILTER_VERSION, CREATED_AT, false, NULL);
 
 SPOTDB__TABLE_FUNCTIONS(user, spotdb__user_table)
 

@@ -39,16 +39,9 @@ static const spotdb__filter active_filters[] = {
       offsetof(spotdb_active_instance_filter, environment_type) },
 };
 
-static spotdb__table_text active_instance_text;
-
-const spotdb__table spotdb__active_instance_table = {
-    "active_instance", "v_active_instances", active_columns,
-    sizeof active_columns / sizeof *active_columns,
-    sizeof(spotdb_active_instance), offsetof(spotdb_active_instance, nulls),
-    active_filters, sizeof active_filters / sizeof *active_filters,
-    SPOTDB_ACTIVE_INSTANCE_FILTER_VERSION, 0, false, NULL,
-    &active_instance_text,
-};
+SPOTDB__TABLE(active_instance, "v_active_instances", active_columns,
+              active_filters, SPOTDB__NELEMS(active_filters),
+              SPOTDB_ACTIVE_INSTANCE_FILTER_VERSION, 0, false, NULL);
 
 #define R(field, type, flags, allowed) \
     SPOTDB__COL(spotdb_recent_experiment, field, type, flags, 0, 0, \
@@ -80,17 +73,9 @@ static const spotdb__filter recent_filters[] = {
       offsetof(spotdb_recent_experiment_filter, is_shadow_run) },
 };
 
-static spotdb__table_text recent_experiment_text;
-
-const spotdb__table spotdb__recent_experiment_table = {
-    "recent_experiment", "v_recent_experiments", recent_columns,
-    sizeof recent_columns / sizeof *recent_columns,
-    sizeof(spotdb_recent_experiment),
-    offsetof(spotdb_recent_experiment, nulls), recent_filters,
-    sizeof recent_filters / sizeof *recent_filters,
-    SPOTDB_RECENT_EXPERIMENT_FILTER_VERSION, 0, false, NULL,
-    &recent_experiment_text,
-};
+SPOTDB__TABLE(recent_experiment, "v_recent_experiments", recent_columns,
+              recent_filters, SPOTDB__NELEMS(recent_filters),
+              SPOTDB_RECENT_EXPERIMENT_FILTER_VERSION, 0, false, NULL);
 
 SPOTDB__ROWS_FUNCTIONS(active_instance)
 SPOTDB__ROWS_FUNCTIONS(recent_experiment)
