@@ -1542,6 +1542,51 @@ START_TEST(stream_stopped_inside_transaction)
 }
 END_TEST
 
+/* The backend is terminated while the stream is fetching: the call ends
+ * with SPOTDB_ECONN (no hang in the pipeline, no callback after the
+ * error), and a new handle works. */
+typedef struct killer {
+    long n;
+    int pid;
+} killer;
+
+static int cb_kill(const spotdb_experiment_log *row, void *payload)
+{
+    killer *k = payload;
+    char sql[96];
+
+    (void)row;
+    if (++k->n == 1500) {       /* well inside the second batch */
+        snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", k->pid);
+        th_exec(pg, sql);
+    }
+    return 0;
+}
+
+START_TEST(stream_ends_with_econn_when_the_backend_dies)
+{
+    killer k = { 0, PQbackendPID(db->conn) };
+    spotdb_db *fresh;
+    int64_t n = 0;
+    bulk b;
+    int rc;
+
+    base_rows();
+    bulk_make(&b, 20000, 0, T0, 1000);
+    OK(spotdb_experiment_log_insert_many(db, b.rows, b.n, LOG_FIELDS, NULL,
+                                         NULL));
+    rc = spotdb_experiment_log_stream(db, NULL, cb_kill, &k);
+    EQI(rc, SPOTDB_ECONN);
+    /* the rows already fetched may still be handed over, never all */
+    ck_assert_msg(k.n >= 1500 && k.n < 20000, "callbacks: %ld", k.n);
+    fresh = th_open();
+    OK_ON(fresh, spotdb_experiment_log_count(&n, fresh, NULL));
+    EQI(n, 20000);
+    spotdb_close(fresh);
+    bulk_free(&b);
+}
+END_TEST
+
 /* ======================================================================== */
 /* 6. constant memory                                                       */
 /* ======================================================================== */
@@ -1884,6 +1929,7 @@ static Suite *bulk_suite(void)
     ADD(instance_insert_many);
     ADD(streams_equal_lists);
     ADD(stream_stopped_inside_transaction);
+    ADD(stream_ends_with_econn_when_the_backend_dies);
     ADD(stream_in_constant_memory);
     ADD(prepared_statements_are_reused);
     ADD(unnamed_statements_prepare_nothing);
