@@ -1587,6 +1587,27 @@ START_TEST(stream_ends_with_econn_when_the_backend_dies)
 }
 END_TEST
 
+/* A handle whose backend is gone: insert_many and a stream fail with
+ * SPOTDB_ECONN, nothing is stored, and nothing hangs. */
+START_TEST(bulk_calls_on_a_dead_connection)
+{
+    char sql[96];
+    bulk b;
+
+    base_rows();
+    bulk_make(&b, 100, 0, T0, 1000);
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)",
+             PQbackendPID(db->conn));
+    th_exec(pg, sql);
+    EQI(spotdb_experiment_log_insert_many(db, b.rows, b.n, LOG_FIELDS, NULL,
+                                          NULL), SPOTDB_ECONN);
+    EQI(spotdb_experiment_log_stream(db, NULL, cb_kill, &(killer){ 0, 0 }),
+        SPOTDB_ECONN);
+    EQI(rows_in("experiment_logs"), 0);
+    bulk_free(&b);
+}
+END_TEST
+
 /* ======================================================================== */
 /* 6. constant memory                                                       */
 /* ======================================================================== */
@@ -1930,6 +1951,7 @@ static Suite *bulk_suite(void)
     ADD(streams_equal_lists);
     ADD(stream_stopped_inside_transaction);
     ADD(stream_ends_with_econn_when_the_backend_dies);
+    ADD(bulk_calls_on_a_dead_connection);
     ADD(stream_in_constant_memory);
     ADD(prepared_statements_are_reused);
     ADD(unnamed_statements_prepare_nothing);
