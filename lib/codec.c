@@ -96,7 +96,8 @@ static void uuid_to_bytes(unsigned char out[16], const char *s)
     }
 }
 
-static void uuid_from_bytes(char out[SPOTDB_UUID_SIZE], const unsigned char *b)
+void spotdb__uuid_format(char out[SPOTDB_UUID_SIZE],
+                         const unsigned char *b)
 {
     static const char hex[] = "0123456789abcdef";
     char *p = out;
@@ -253,7 +254,7 @@ static void decode_fixed(const spotdb__column *c, char *field,
 
     switch (c->type) {
     case SPOTDB__UUID:
-        uuid_from_bytes(field, v);
+        spotdb__uuid_format(field, v);
         break;
     case SPOTDB__BOOL:
         *(bool *)(void *)field = v[0] != 0;

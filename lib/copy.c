@@ -80,24 +80,15 @@ static void put_field(copybuf *b, spotdb__params *scratch,
 /* Version 4 UUIDs for rows whose id the caller did not set. */
 static int make_ids(spotdb_db *db, char (*ids)[SPOTDB_UUID_SIZE], size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char r[16];
 
     for (size_t i = 0; i < n; i++) {
-        char *p = ids[i];
-
         if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
             return spotdb__fail(db, SPOTDB_ERROR, "insert_many: no random "
                                 "bytes for the ids");
-        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-        for (int k = 0; k < 16; k++) {
-            if (k == 4 || k == 6 || k == 8 || k == 10)
-                *p++ = '-';
-            *p++ = hex[r[k] >> 4];
-            *p++ = hex[r[k] & 0xf];
-        }
-        *p = '\0';
+        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);   /* version 4 */
+        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+        spotdb__uuid_format(ids[i], r);
     }
     return 0;
 }
