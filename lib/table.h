@@ -141,7 +141,8 @@ void spotdb__bind_int64(spotdb__params *p, int64_t v);
 /* A timestamp in the server's binary form; false when out of range. */
 bool spotdb__encode_timestamp(unsigned char out[8], int64_t unix_us);
 /* 16 UUID bytes as 36 lower-case characters and a NUL. */
-void spotdb__uuid_format(char out[SPOTDB_UUID_SIZE], const unsigned char *b);
+void spotdb__uuid_format(char out[SPOTDB_UUID_SIZE],
+                         const unsigned char *b);
 /* A big-endian int8 of a binary result. */
 int64_t spotdb__get_int64(const char *v);
 /* Decode rows [first, first + n) of res, whose first columns are t's,
