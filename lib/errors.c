@@ -27,6 +27,7 @@ const char *spotdb_strerror(int code)
     case SPOTDB_EMIGRATE: return "migration failed";
     case SPOTDB_EADOPT: return "existing schema cannot be adopted";
     case SPOTDB_ELOCKED: return "migration lock not acquired";
+    case SPOTDB_EPOOLER: return "needs a direct connection, not a pooler";
     default: return "unknown error";
     }
 }

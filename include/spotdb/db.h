@@ -71,9 +71,47 @@ typedef enum spotdb_statements {
     SPOTDB_STATEMENTS_UNNAMED = 1
 } spotdb_statements;
 
+/** Whether a connection pooler stands between the library and
+ *  PostgreSQL, and how the library behaves because of it. */
+typedef enum spotdb_pooler {
+    /** Find out at open: PgBouncer and similar poolers give the client a
+     *  backend process id of their own, which differs from the server's
+     *  pg_backend_pid().  A pooler found this way is treated as a
+     *  transaction-mode pooler (the default). */
+    SPOTDB_POOLER_AUTO = 0,
+    /** A direct connection, or a session-mode pooler (one server
+     *  connection per client for its whole life): nothing is avoided and
+     *  nothing is probed. */
+    SPOTDB_POOLER_NONE = 1,
+    /** A transaction-mode pooler such as PgBouncer with
+     *  pool_mode=transaction: consecutive transactions may run on
+     *  different server connections.  The library then keeps no session
+     *  state on the server: statements are unnamed (as with
+     *  SPOTDB_STATEMENTS_UNNAMED), settings are made per transaction, and
+     *  migrations are refused with SPOTDB_EPOOLER, since their lock needs
+     *  one server session. */
+    SPOTDB_POOLER_TRANSACTION = 2
+} spotdb_pooler;
+
+/** Where reads go when the settings name a primary and standbys. */
+typedef enum spotdb_replica_reads {
+    /** Every call uses one connection (the default). */
+    SPOTDB_REPLICA_READS_OFF = 0,
+    /** Two connections from the same settings: the main one with
+     *  `target_session_attrs=read-write` (whatever the settings say), for
+     *  writes, gets, transactions and everything not listed here; and a
+     *  read connection with `target_session_attrs=prefer-standby`, for the
+     *  replica-safe reads: the list, count and stream calls of tables,
+     *  views and reports, made outside a transaction while
+     *  spotdb_replica_reads() is on (it starts on).  See spotdb_replica_reads()
+     *  for what happens when the standby goes away. */
+    SPOTDB_REPLICA_READS_ON = 1
+} spotdb_replica_reads;
+
 /** Version of spotdb_open_options this header describes (1: up to
- *  connect_timeout_s; 2: schema_check; 3: statements). */
-#define SPOTDB_OPEN_OPTIONS_VERSION 3
+ *  connect_timeout_s; 2: schema_check; 3: statements; 4: pooler and
+ *  replica_reads). */
+#define SPOTDB_OPEN_OPTIONS_VERSION 4
 
 /** Options of spotdb_open().  Initialise with SPOTDB_OPEN_OPTIONS_INIT or
  *  spotdb_open_options_init(); NULL options mean all defaults. */
@@ -92,10 +130,17 @@ typedef struct spotdb_open_options {
     /** A spotdb_statements value; 0: SPOTDB_STATEMENTS_PREPARED.  Read
      *  from version 3 on. */
     int32_t statements;
+    /** A spotdb_pooler value; 0: SPOTDB_POOLER_AUTO.  Read from version 4
+     *  on (older callers get SPOTDB_POOLER_AUTO). */
+    int32_t pooler;
+    /** A spotdb_replica_reads value; 0: SPOTDB_REPLICA_READS_OFF.  Read
+     *  from version 4 on. */
+    int32_t replica_reads;
 } spotdb_open_options;
 
 /** Static initialiser of spotdb_open_options with every default. */
-#define SPOTDB_OPEN_OPTIONS_INIT { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0, 0, 0 }
+#define SPOTDB_OPEN_OPTIONS_INIT \
+    { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0 }
 
 /**
  * Fill `opts` with the defaults (for bindings, which cannot use the macro).
@@ -199,6 +244,36 @@ SPOTDB_API int spotdb_rollback(spotdb_db *db);
  * @return 1 if open (also after a failed call inside it), else 0.
  */
 SPOTDB_API int spotdb_in_transaction(const spotdb_db *db);
+
+/**
+ * Whether the handle runs through a transaction-mode pooler: the
+ * `pooler` option said so, or SPOTDB_POOLER_AUTO found one at open.
+ *
+ * @param db an open handle.
+ * @return 1 or 0.
+ */
+SPOTDB_API int spotdb_pooled(const spotdb_db *db);
+
+/**
+ * Turn the routing of replica-safe reads to the standby on or off for the
+ * following calls on a handle opened with SPOTDB_REPLICA_READS_ON (it
+ * starts on).  Turn it off around reads that must see the handle's own
+ * recent writes: a standby may lag behind the primary.
+ *
+ * The read connection is opened at the first routed read.  When no
+ * standby answers, it lands on the primary (libpq's prefer-standby), and
+ * every 10 seconds after that a routed read first tries again to reach a
+ * standby.  When it breaks, the read that found it broken is sent again
+ * once on a new read connection (reads change nothing, so sending one
+ * twice is safe; a stream that has already handed rows to its callback
+ * is not sent again and fails with SPOTDB_ECONN).
+ *
+ * @param db an open handle.
+ * @param on 1 to route, 0 to send every call to the main connection.
+ * @return the previous setting (0 or 1); SPOTDB_EINVAL when the handle
+ *         was not opened with SPOTDB_REPLICA_READS_ON.
+ */
+SPOTDB_API int spotdb_replica_reads(spotdb_db *db, int on);
 
 /**
  * The current time as libspotdb stores timestamps: microseconds since

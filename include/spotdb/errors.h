@@ -49,7 +49,10 @@ typedef enum spotdb_error_code {
     SPOTDB_EMIGRATE = -12,    /**< A migration failed and was rolled back. */
     SPOTDB_EADOPT = -13,      /**< An unversioned database holds only part of
                                    schema v1, or a different one. */
-    SPOTDB_ELOCKED = -14      /**< Timed out waiting for the migration lock. */
+    SPOTDB_ELOCKED = -14,     /**< Timed out waiting for the migration lock. */
+    SPOTDB_EPOOLER = -15      /**< Needs a direct connection to PostgreSQL,
+                                   and this one goes through a
+                                   transaction-mode pooler. */
 } spotdb_error_code;
 
 /**

@@ -34,5 +34,6 @@
 #include "experiment_logs.h"
 #include "views.h"
 #include "reports.h"
+#include "trace.h"
 
 #endif /* SPOTDB_SPOTDB_H */
