@@ -327,8 +327,9 @@ int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
         rc = describe(db, target, target_q, target_q, &act);
     /* Whatever happened, the probe schema and search_path go away. */
     if (PQstatus(db->conn) == CONNECTION_OK) {
-        PGresult *r = PQexec(db->conn, "ROLLBACK TO SAVEPOINT spotdb_probe; "
-                                       "RELEASE SAVEPOINT spotdb_probe");
+        PGresult *r = spotdb__pq_exec(db, "ROLLBACK TO SAVEPOINT "
+                                      "spotdb_probe; RELEASE SAVEPOINT "
+                                      "spotdb_probe", "rolling back the probe");
         if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
             rc = spotdb__fail_result(db, r, "rolling back the probe");
         PQclear(r);

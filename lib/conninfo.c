@@ -104,7 +104,8 @@ static int parse_raw(spotdb__conninfo *ci)
 
 static size_t slots_needed(const spotdb__conninfo *ci)
 {
-    size_t n = N_POSTGRES_ENV + 4;  /* + timeout, fallback name, encoding */
+    /* + timeout, fallback name, encoding, target_session_attrs, end */
+    size_t n = N_POSTGRES_ENV + 5;
 
     for (const PQconninfoOption *o = ci->parsed; o && o->keyword; o++)
         n++;
@@ -152,6 +153,17 @@ int spotdb__conninfo_resolve(spotdb__conninfo *ci, const char *conninfo,
     if (!has_keyword(ci, "client_encoding"))
         push(ci, "client_encoding", "UTF8");
     return 0;
+}
+
+void spotdb__conninfo_set(spotdb__conninfo *ci, const char *kw,
+                          const char *val)
+{
+    for (size_t i = 0; i < ci->count; i++)
+        if (strcmp(ci->keywords[i], kw) == 0) {
+            ci->values[i] = val;
+            return;
+        }
+    push(ci, kw, val);
 }
 
 void spotdb__conninfo_free(spotdb__conninfo *ci)

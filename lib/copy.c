@@ -236,7 +236,7 @@ static const char *json_column(const spotdb__table *t, const PGresult *res,
 
 static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
                   size_t n, uint64_t fields, char (*ids)[SPOTDB_UUID_SIZE],
-                  int64_t *bad_row, int rc)
+                  int64_t *bad_row, int rc, const char *sql, int64_t start)
 {
     PGresult *res;
 
@@ -244,6 +244,7 @@ static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
                                   : NULL) != 1 && rc == 0)
         rc = spotdb__fail_result(db, NULL, "insert_many: ending the COPY");
     while ((res = PQgetResult(db->conn)) != NULL) {
+        spotdb__trace(db, start, "inserting many", sql, NULL, res);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
             *bad_row = find_bad_row(t, res, rows, n, fields, ids);
             if (*bad_row >= 0)
@@ -263,7 +264,7 @@ int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
                         const void *rows, size_t n, uint64_t fields,
                         char (*ids)[SPOTDB_UUID_SIZE], int64_t *bad_row)
 {
-    int64_t ignored;
+    int64_t ignored, start;
     char sql[1024];
     PGresult *res;
     int rc;
@@ -291,13 +292,15 @@ int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
         ids = NULL;             /* the rows' own ids are sent */
     }
     sql_columns(sql, sizeof sql, t, fields);
+    start = spotdb__trace_start(db);
     res = PQexec(db->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
+        spotdb__trace(db, start, "inserting many", sql, NULL, res);
         rc = spotdb__fail_result(db, res, "insert_many");
         PQclear(res);
         return rc;
     }
     PQclear(res);
     rc = send_rows(db, t, rows, n, fields, ids);
-    return finish(db, t, rows, n, fields, ids, bad_row, rc);
+    return finish(db, t, rows, n, fields, ids, bad_row, rc, sql, start);
 }

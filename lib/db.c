@@ -30,7 +30,8 @@ int spotdb_open_options_init(spotdb_open_options *opts, unsigned int version)
 {
     static const size_t sizes[] = {
         0, offsetof(spotdb_open_options, schema_check),
-        offsetof(spotdb_open_options, statements), sizeof *opts,
+        offsetof(spotdb_open_options, statements),
+        offsetof(spotdb_open_options, pooler), sizeof *opts,
     };
 
     if (version >= 1 && version <= SPOTDB_OPEN_OPTIONS_VERSION)
@@ -100,7 +101,7 @@ static bool is_utc(const char *tz)
 /* Pin the session to UTC.  Done with SET only when the server's default
  * differs, rather than with a startup "options" packet, because poolers
  * such as PgBouncer refuse that packet but track TimeZone themselves. */
-static int setup_session(spotdb_db *db)
+int spotdb__setup_session(spotdb_db *db)
 {
     int rc;
 
@@ -116,63 +117,134 @@ static int setup_session(spotdb_db *db)
     return 0;
 }
 
+/* The options, defaults filled in, every value checked. */
+typedef struct open_settings {
+    int check, statements, pooler, replica_reads;
+} open_settings;
+
+static int read_options(open_settings *o, const spotdb_open_options *opts)
+{
+    memset(o, 0, sizeof *o);
+    if (!opts)
+        return 0;
+    /* Any version up to ours is one this library knows how to read. */
+    if (opts->version == 0 || opts->version > SPOTDB_OPEN_OPTIONS_VERSION)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->version is %u, expected 1 to %d",
+                            opts->version, SPOTDB_OPEN_OPTIONS_VERSION);
+    if (opts->connect_timeout_s < 0)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->connect_timeout_s must be >= 0");
+    if (opts->version >= 2)
+        o->check = opts->schema_check;
+    if (opts->version >= 3)
+        o->statements = opts->statements;
+    if (opts->version >= 4) {
+        o->pooler = opts->pooler;
+        o->replica_reads = opts->replica_reads;
+    }
+    if (o->statements != SPOTDB_STATEMENTS_PREPARED &&
+        o->statements != SPOTDB_STATEMENTS_UNNAMED)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->statements must be "
+                            "SPOTDB_STATEMENTS_PREPARED or _UNNAMED");
+    if (o->check != SPOTDB_SCHEMA_CHECK_REQUIRE &&
+        o->check != SPOTDB_SCHEMA_CHECK_SKIP)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->schema_check must be "
+                            "SPOTDB_SCHEMA_CHECK_REQUIRE or _SKIP");
+    if (o->pooler < SPOTDB_POOLER_AUTO || o->pooler > SPOTDB_POOLER_TRANSACTION)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->pooler must be "
+                            "SPOTDB_POOLER_AUTO, _NONE or _TRANSACTION");
+    if (o->replica_reads != SPOTDB_REPLICA_READS_OFF &&
+        o->replica_reads != SPOTDB_REPLICA_READS_ON)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->replica_reads must be "
+                            "SPOTDB_REPLICA_READS_OFF or _ON");
+    return 0;
+}
+
+/* PgBouncer and its kind answer the startup with a backend key of their
+ * own, since they route cancel requests themselves: the pid the client
+ * was given is not the pid of the server process running its queries. */
+static int detect_pooler(spotdb_db *db, int pooler)
+{
+    PGresult *res;
+
+    if (pooler != SPOTDB_POOLER_AUTO) {
+        db->pooled = pooler == SPOTDB_POOLER_TRANSACTION;
+        return 0;
+    }
+    res = spotdb__exec(db, "SELECT pg_backend_pid()", "detecting a pooler");
+    if (!res)
+        return db->errcode;
+    db->pooled = PQntuples(res) == 1 &&
+                 strtol(PQgetvalue(res, 0, 0), NULL, 10) != PQbackendPID(db->conn);
+    PQclear(res);
+    return 0;
+}
+
+/* The handle with the settings it keeps: the password and raw string for
+ * redaction, and for replica reads a copy to open the read connection
+ * from.  The main connection then insists on a primary. */
+static spotdb_db *new_handle(spotdb__conninfo *ci, const open_settings *o)
+{
+    spotdb_db *db = calloc(1, sizeof *db);
+    bool oom = !db;
+
+    if (!db)
+        return NULL;
+    db->source = ci->source;
+    db->unnamed = o->statements == SPOTDB_STATEMENTS_UNNAMED ||
+                  o->pooler == SPOTDB_POOLER_TRANSACTION;
+    db->password = dup_or_null(ci->password, &oom);
+    db->raw = dup_or_null(ci->raw, &oom);
+    if (o->replica_reads == SPOTDB_REPLICA_READS_ON) {
+        db->read_settings = spotdb__settings_copy(ci->keywords, ci->values,
+                                                  "prefer-standby");
+        oom = oom || !db->read_settings;
+        spotdb__conninfo_set(ci, "target_session_attrs", "read-write");
+        db->route_reads = true;
+    }
+    if (oom) {
+        spotdb_close(db);
+        return NULL;
+    }
+    return db;
+}
+
 int spotdb_open(spotdb_db **out, const char *conninfo,
                 const spotdb_open_options *opts)
 {
     spotdb__conninfo ci;
+    open_settings o;
     spotdb_db *db;
-    bool oom = false;
-    int rc, check = SPOTDB_SCHEMA_CHECK_REQUIRE;
-    int statements = SPOTDB_STATEMENTS_PREPARED;
+    int rc;
 
     spotdb__clear_last_error();
     if (!out)
         return spotdb__fail(NULL, SPOTDB_EINVAL,
                             "spotdb_open: out must not be NULL");
     *out = NULL;
-    /* Any version up to ours is one this library knows how to read. */
-    if (opts && (opts->version == 0 || opts->version > SPOTDB_OPEN_OPTIONS_VERSION))
-        return spotdb__fail(NULL, SPOTDB_EINVAL,
-                            "spotdb_open: opts->version is %u, expected 1 to %d",
-                            opts->version, SPOTDB_OPEN_OPTIONS_VERSION);
-    if (opts && opts->connect_timeout_s < 0)
-        return spotdb__fail(NULL, SPOTDB_EINVAL,
-                            "spotdb_open: opts->connect_timeout_s must be >= 0");
-    if (opts && opts->version >= 2)
-        check = opts->schema_check;
-    if (opts && opts->version >= 3)
-        statements = opts->statements;
-    if (statements != SPOTDB_STATEMENTS_PREPARED &&
-        statements != SPOTDB_STATEMENTS_UNNAMED)
-        return spotdb__fail(NULL, SPOTDB_EINVAL,
-                            "spotdb_open: opts->statements must be "
-                            "SPOTDB_STATEMENTS_PREPARED or _UNNAMED");
-    if (check != SPOTDB_SCHEMA_CHECK_REQUIRE &&
-        check != SPOTDB_SCHEMA_CHECK_SKIP)
-        return spotdb__fail(NULL, SPOTDB_EINVAL,
-                            "spotdb_open: opts->schema_check must be "
-                            "SPOTDB_SCHEMA_CHECK_REQUIRE or _SKIP");
-    if ((rc = spotdb__conninfo_resolve(&ci, conninfo, opts)) != 0)
+    if ((rc = read_options(&o, opts)) != 0 ||
+        (rc = spotdb__conninfo_resolve(&ci, conninfo, opts)) != 0)
         return rc;
-    db = calloc(1, sizeof *db);
-    if (!db) {
+    if (!(db = new_handle(&ci, &o))) {
         spotdb__conninfo_free(&ci);
         return spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
     }
-    db->source = ci.source;
-    db->unnamed = statements == SPOTDB_STATEMENTS_UNNAMED;
-    db->password = dup_or_null(ci.password, &oom);
-    db->raw = dup_or_null(ci.raw, &oom);
-    if (!oom)
-        db->conn = PQconnectdbParams(ci.keywords, ci.values, 0);
+    db->conn = PQconnectdbParams(ci.keywords, ci.values, 0);
     spotdb__conninfo_free(&ci);
-    if (oom || !db->conn)
+    if (!db->conn)
         rc = spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
     else if (PQstatus(db->conn) != CONNECTION_OK)
         rc = connect_failed(db);
-    else
-        rc = setup_session(db);
-    if (rc == 0 && check == SPOTDB_SCHEMA_CHECK_REQUIRE)
+    else if ((rc = spotdb__setup_session(db)) == 0)
+        rc = detect_pooler(db, o.pooler);
+    /* Nothing was prepared yet: all that ran was simple queries. */
+    db->unnamed = db->unnamed || db->pooled;
+    if (rc == 0 && o.check == SPOTDB_SCHEMA_CHECK_REQUIRE)
         rc = spotdb__schema_handshake(db, &spotdb__builtin_migrations);
     if (rc != 0) {
         spotdb__fail(NULL, rc, "%s", db->errmsg);   /* no handle survives */
@@ -183,7 +255,7 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
     return 0;
 }
 
-static void wipe_free(char *s)
+void spotdb__wipe_free(char *s)
 {
     if (!s)
         return;
@@ -198,12 +270,18 @@ void spotdb_close(spotdb_db *db)
 {
     if (!db)
         return;
+    spotdb__replica_close(db);
     if (db->conn)
         PQfinish(db->conn);
     spotdb__statements_forget(db);
-    wipe_free(db->password);
-    wipe_free(db->raw);
+    spotdb__wipe_free(db->password);
+    spotdb__wipe_free(db->raw);
     free(db);
+}
+
+int spotdb_pooled(const spotdb_db *db)
+{
+    return db && db->pooled;
 }
 
 int spotdb_conn_source_of(const spotdb_db *db)
@@ -238,16 +316,18 @@ PGresult *spotdb__check_result(spotdb_db *db, PGresult *res,
 
 PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what)
 {
-    return spotdb__check_result(db, PQexec(db->conn, sql), what);
+    return spotdb__check_result(db, spotdb__pq_exec(db, sql, what), what);
 }
 
 PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
                               const char *const *params, const char *what)
 {
-    return spotdb__check_result(db,
-                                PQexecParams(db->conn, sql, nparams, NULL,
-                                             params, NULL, NULL, 0),
-                                what);
+    int64_t start = spotdb__trace_start(db);
+    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
+                                 NULL, 0);
+
+    spotdb__trace(db, start, what, sql, NULL, res);
+    return spotdb__check_result(db, res, what);
 }
 
 int spotdb__command(spotdb_db *db, const char *sql, const char *what)

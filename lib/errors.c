@@ -135,12 +135,26 @@ static void primary_message(char *out, size_t outsz, const PGresult *res,
         out[--n] = '\0';
 }
 
+/* A failure the server did not report (no SQLSTATE) is libpq's own, and
+ * libpq may say "server closed the connection unexpectedly" while the
+ * status still reads CONNECTION_OK (a server stopped with -m immediate,
+ * seen on libpq 15): reading from the socket settles it, since EOF there
+ * sets the status to CONNECTION_BAD. */
+bool spotdb__conn_ok(PGconn *conn, const char *sqlstate)
+{
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
+        return false;
+    if (sqlstate && *sqlstate)
+        return true;
+    return PQconsumeInput(conn) && PQstatus(conn) == CONNECTION_OK;
+}
+
 int spotdb__fail_result(spotdb_db *db, const PGresult *res,
                         const char *fmt, ...)
 {
     char ctx[SPOTDB__ERRMSG_MAX / 2], srv[SPOTDB__ERRMSG_MAX];
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    bool conn_ok = db && db->conn && PQstatus(db->conn) == CONNECTION_OK;
+    bool conn_ok = db && spotdb__conn_ok(db->conn, state);
     int code = spotdb__code_for_sqlstate(state, conn_ok);
     va_list ap;
 

@@ -19,6 +19,21 @@
 #  define SPOTDB__PRINTF(f, a)
 #endif
 
+/* Connection settings kept for opening the read connection again: deep
+ * copies, NULL-terminated, wiped at close (they may hold a password). */
+typedef struct spotdb__settings {
+    char **keywords;
+    char **values;
+} spotdb__settings;
+
+/* What belongs to one server connection; the handle swaps its main one
+ * with the read one for the duration of a routed read. */
+typedef struct spotdb__link {
+    PGconn *conn;
+    struct spotdb__statement *statements;   /* statements.c's cache */
+    size_t nstatements;
+} spotdb__link;
+
 struct spotdb_db {
     PGconn *conn;
     int source;                     /* spotdb_conn_source */
@@ -30,6 +45,21 @@ struct spotdb_db {
     struct spotdb__statement *statements;   /* statements.c's cache */
     size_t nstatements;
     unsigned long statement_serial;         /* next statement's number */
+    bool pooled;                    /* through a transaction-mode pooler */
+    /* Replica reads (replica.c): the settings of the read connection, the
+     * link not in use, whether routing is on, whether a routed read is
+     * running (then conn is the read connection), when the read
+     * connection last landed on a primary (monotonic us, 0 if on a
+     * standby), and the rows a stream handed over in this call. */
+    spotdb__settings *read_settings;
+    spotdb__link other;
+    bool route_reads;
+    bool on_replica;
+    int64_t read_on_primary_since;
+    uint64_t rows_handed;
+    /* The trace hook (trace.c). */
+    spotdb_trace_fn trace_fn;
+    void *trace_payload;
     char errmsg[SPOTDB__ERRMSG_MAX];
     char sqlstate[6];
     int errcode;                    /* code of the last failure, 0 if none */
@@ -47,6 +77,9 @@ int spotdb__fail(spotdb_db *db, int code, const char *fmt, ...)
  * connection status, the message is `context: server message`. */
 int spotdb__fail_result(spotdb_db *db, const PGresult *res,
                         const char *fmt, ...) SPOTDB__PRINTF(3, 4);
+/* Whether the connection is usable after a failure with this SQLSTATE
+ * (NULL or "" for one libpq reported itself). */
+bool spotdb__conn_ok(PGconn *conn, const char *sqlstate);
 /* Map a SQLSTATE (may be NULL) and connection status to a spotdb code. */
 int spotdb__code_for_sqlstate(const char *sqlstate, bool conn_ok);
 /* Thread-local message slot used when there is no handle. */
@@ -61,6 +94,43 @@ void spotdb__clear_last_error(void);
  * string that may not parse, or NULL), each raw and percent-decoded. */
 void spotdb__redact(char *out, size_t outsz, const char *msg,
                     const char *raw, const char *const *secrets);
+
+/* ---- trace.c ----------------------------------------------------------- */
+
+/* Monotonic microseconds when the handle has a trace hook, else 0: the
+ * start of a traced statement. */
+int64_t spotdb__trace_start(const spotdb_db *db);
+/* Report a statement to the hook, if any: `res` is its final result
+ * (NULL when none came), `statement` the prepared name or NULL. */
+void spotdb__trace(spotdb_db *db, int64_t start, const char *name,
+                   const char *sql, const char *statement,
+                   const PGresult *res);
+/* PQexec with tracing: the raw result, unchecked. */
+PGresult *spotdb__pq_exec(spotdb_db *db, const char *sql, const char *name);
+/* Run a statement whose outcome does not matter (cleanup after a
+ * failure: ROLLBACK, CLOSE), traced. */
+void spotdb__quiet(spotdb_db *db, const char *sql, const char *name);
+int64_t spotdb__monotonic_us(void);
+
+/* ---- replica.c --------------------------------------------------------- */
+
+/* Around a replica-safe read: route_begin switches the handle to the read
+ * connection when routing applies (opening it if needed; staying on the
+ * main one when it cannot), and returns whether it did.  After the read,
+ * route_retry says whether to send it again (the read connection broke
+ * before the read handed over anything; a new one is then in place), and
+ * route_end switches back. */
+bool spotdb__route_begin(spotdb_db *db);
+bool spotdb__route_retry(spotdb_db *db, bool *routed, int rc);
+void spotdb__route_end(spotdb_db *db);
+/* Deep-copy resolved settings, with target_session_attrs set to
+ * `attrs`; NULL when out of memory. */
+spotdb__settings *spotdb__settings_copy(const char *const *keywords,
+                                        const char *const *values,
+                                        const char *attrs);
+void spotdb__settings_free(spotdb__settings *s);
+/* Close the read connection, if any (spotdb_close). */
+void spotdb__replica_close(spotdb_db *db);
 
 /* ---- conninfo.c -------------------------------------------------------- */
 
@@ -81,6 +151,9 @@ typedef struct spotdb__conninfo {
 int spotdb__conninfo_resolve(spotdb__conninfo *ci, const char *conninfo,
                              const spotdb_open_options *opts);
 void spotdb__conninfo_free(spotdb__conninfo *ci);
+/* Set `kw` to `val`, replacing a value the settings gave. */
+void spotdb__conninfo_set(spotdb__conninfo *ci, const char *kw,
+                          const char *val);
 const char *spotdb__conn_source_name(int source);
 
 /* ---- db.c -------------------------------------------------------------- */
@@ -95,6 +168,10 @@ PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what);
 /* Same with text parameters. */
 PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
                               const char *const *params, const char *what);
+/* Zero a secret string, then free it (NULL is a no-op). */
+void spotdb__wipe_free(char *s);
+/* Session set-up of a new connection (notices, TimeZone UTC). */
+int spotdb__setup_session(spotdb_db *db);
 /* Run a command whose result is not needed; returns 0 or a spotdb code. */
 int spotdb__command(spotdb_db *db, const char *sql, const char *what);
 /* Body of the public *_options_init functions. */

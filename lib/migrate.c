@@ -261,7 +261,7 @@ static void abort_tx(spotdb_db *db)
 {
     if (PQstatus(db->conn) == CONNECTION_OK &&
         PQtransactionStatus(db->conn) != PQTRANS_IDLE)
-        PQclear(PQexec(db->conn, "ROLLBACK"));
+        spotdb__quiet(db, "ROLLBACK", "rolling back the migration");
 }
 
 static void report(const spotdb_migrate_options *opts,
@@ -406,9 +406,9 @@ static void unlock(spotdb_db *db)
 {
     if (PQstatus(db->conn) != CONNECTION_OK)
         return;
-    PQclear(PQexec(db->conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY "); "
-                             "RESET client_connection_check_interval; "
-                             "RESET lock_timeout"));
+    spotdb__quiet(db, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY "); "
+                      "RESET client_connection_check_interval; "
+                      "RESET lock_timeout", "releasing the migration lock");
 }
 
 static int run_locked(spotdb_db *db, const spotdb__migration_set *set,
@@ -469,6 +469,18 @@ int spotdb__migrate_set(spotdb_db *db, const spotdb__migration_set *set,
         opts = &defaults;
     if ((rc = check_options(db, set, opts)) != 0)
         return rc;
+    /* The lock is a session's: behind a transaction pooler, the next
+     * transaction may run on another server connection, and a lock left
+     * on the pooled one would be handed to whichever client gets it. */
+    if (db->pooled)
+        return spotdb__fail(db, SPOTDB_EPOOLER,
+                            "spotdb_migrate: this connection goes through a "
+                            "transaction-mode connection pooler (such as "
+                            "PgBouncer): migrations hold a session lock and "
+                            "need a direct connection to PostgreSQL; "
+                            "connect to the server's own host and port (a "
+                            "session-mode pooler may be declared with "
+                            "pooler = SPOTDB_POOLER_NONE)");
     if ((rc = lock(db, opts)) != 0) {
         unlock(db);
         return rc;

@@ -75,7 +75,7 @@ int spotdb__run_script(spotdb_db *db, const spotdb__migration *m,
         /* statements are cut in place: the text after one is no longer
          * needed once it has run */
         copy[stmts[k].offset + stmts[k].length] = '\0';
-        res = PQexec(db->conn, copy + stmts[k].offset);
+        res = spotdb__pq_exec(db, copy + stmts[k].offset, m->filename);
         if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK &&
                      PQresultStatus(res) != PGRES_TUPLES_OK))
             rc = statement_failed(db, m, &stmts[k], k, res, prefix, suffix);

@@ -37,7 +37,7 @@ static uint64_t hash_text(const char *s)
 void spotdb__statements_reset(spotdb_db *db)
 {
     if (db->nstatements && PQstatus(db->conn) == CONNECTION_OK)
-        PQclear(PQexec(db->conn, "DEALLOCATE ALL"));
+        spotdb__quiet(db, "DEALLOCATE ALL", "forgetting statements");
     spotdb__statements_forget(db);
 }
 
@@ -60,18 +60,18 @@ static const char *find(const spotdb_db *db, const char *sql, uint64_t h)
 }
 
 /* The name of the prepared statement for `sql`, preparing it now if it
- * is new; NULL to run it unnamed (the option, or a full cache), or on a
- * failure recorded in the handle (*failed). */
+ * is new; NULL to run it unnamed (the option, or a full cache), or when
+ * the server refused the PREPARE (*failed: its result, for the caller to
+ * trace and record). */
 static const char *prepared(spotdb_db *db, const char *sql,
-                            const spotdb__params *p, const char *what,
-                            bool *failed)
+                            const spotdb__params *p, PGresult **failed)
 {
     uint64_t h = hash_text(sql);
     const char *name = find(db, sql, h);
     struct spotdb__statement *s;
     PGresult *res;
 
-    *failed = false;
+    *failed = NULL;
     if (name || db->unnamed || db->nstatements == SPOTDB__STATEMENTS_MAX)
         return name;
     if (!db->statements &&
@@ -83,11 +83,13 @@ static const char *prepared(spotdb_db *db, const char *sql,
     /* Names never repeat on a connection: a DEALLOCATE that failed (in an
      * aborted transaction, say) must not make a new PREPARE collide. */
     snprintf(s->name, sizeof s->name, "spotdb_%lu", db->statement_serial++);
-    res = spotdb__check_result(db, PQprepare(db->conn, s->name, sql, p->n,
-                                             p->types), what);
-    if (!res) {
+    res = PQprepare(db->conn, s->name, sql, p->n, p->types);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        /* No result at all is libpq out of memory: like the cases above,
+         * the statement then runs unnamed, which fails on its own if
+         * memory is still short. */
         free(s->sql);
-        *failed = true;
+        *failed = res;
         return NULL;
     }
     PQclear(res);
@@ -96,34 +98,38 @@ static const char *prepared(spotdb_db *db, const char *sql,
     return s->name;
 }
 
+/* A first call's event includes the PREPARE: it is what the call cost. */
 PGresult *spotdb__execute(spotdb_db *db, const char *sql,
                           const spotdb__params *p, const char *what)
 {
-    bool failed;
-    const char *name = prepared(db, sql, p, what, &failed);
+    int64_t start = spotdb__trace_start(db);
+    PGresult *failed;
+    const char *name = prepared(db, sql, p, &failed);
+    PGresult *res;
 
-    if (failed)
-        return NULL;
-    if (name)
-        return spotdb__check_result(
-            db, PQexecPrepared(db->conn, name, p->n, p->values, p->lengths,
-                               p->formats, 1),
-            what);
-    return spotdb__check_result(
-        db, PQexecParams(db->conn, sql, p->n, p->types, p->values,
-                         p->lengths, p->formats, 1),
-        what);
+    if (failed) {
+        spotdb__trace(db, start, what, sql, NULL, failed);
+        return spotdb__check_result(db, failed, what);
+    }
+    res = name ? PQexecPrepared(db->conn, name, p->n, p->values, p->lengths,
+                                p->formats, 1)
+               : PQexecParams(db->conn, sql, p->n, p->types, p->values,
+                              p->lengths, p->formats, 1);
+    spotdb__trace(db, start, what, sql, name, res);
+    return spotdb__check_result(db, res, what);
 }
 
 int spotdb__send(spotdb_db *db, const char *sql, const spotdb__params *p,
                  const char *what)
 {
-    bool failed;
-    const char *name = prepared(db, sql, p, what, &failed);
+    PGresult *failed;
+    const char *name = prepared(db, sql, p, &failed);
     int sent;
 
-    if (failed)
+    if (failed) {
+        spotdb__check_result(db, failed, what);
         return db->errcode;
+    }
     sent = name ? PQsendQueryPrepared(db->conn, name, p->n, p->values,
                                       p->lengths, p->formats, 1)
                 : PQsendQueryParams(db->conn, sql, p->n, p->types,

@@ -22,9 +22,12 @@
 #define BATCH_ROWS 1000
 #define CURSOR "spotdb_stream"
 
-static int send_fetch(spotdb_db *db, const char *what)
+#define FETCH "FETCH " BATCH " FROM " CURSOR
+
+static int send_fetch(spotdb_db *db, const char *what, int64_t *sent_at)
 {
-    if (!PQsendQueryParams(db->conn, "FETCH " BATCH " FROM " CURSOR, 0, NULL,
+    *sent_at = spotdb__trace_start(db);
+    if (!PQsendQueryParams(db->conn, FETCH, 0, NULL,
                            NULL, NULL, NULL, 1) ||
         !PQsendFlushRequest(db->conn) || PQflush(db->conn) < 0)
         return spotdb__fail_result(db, NULL, "%s", what);
@@ -48,27 +51,33 @@ static int hand_over(spotdb_db *db, const spotdb__table *t, PGresult *res,
     int rc = spotdb__check_shape(db, t, res), stop = 0;
 
     for (int r = 0; r < PQntuples(res) && rc == 0 && stop == 0; r++)
-        if ((rc = spotdb__decode_rows(db, t, res, r, 1, row)) == 0)
+        if ((rc = spotdb__decode_rows(db, t, res, r, 1, row)) == 0) {
+            db->rows_handed++;
             stop = fn(row, ctx);
+        }
     return rc ? rc : stop;
 }
 
 /* FETCH batches in pipeline mode, always one ahead, so that the server
- * computes the next batch while this side decodes the current one. */
+ * computes the next batch while this side decodes the current one.
+ * Results come back in the order sent: sent_at is a ring of two. */
 static int drain(spotdb_db *db, const spotdb__table *t, const char *what,
                  spotdb__row_fn fn, void *ctx, char *row)
 {
     int rc = 0, in_flight = 0;
+    unsigned sent = 0, received = 0;
+    int64_t sent_at[2];
     bool more = true;
     PGresult *res;
 
     if (!PQenterPipelineMode(db->conn))
         return spotdb__fail_result(db, NULL, "%s", what);
     for (int i = 0; i < 2 && rc == 0; i++)
-        if ((rc = send_fetch(db, what)) == 0)
+        if ((rc = send_fetch(db, what, &sent_at[sent++ % 2])) == 0)
             in_flight++;
     while (in_flight > 0) {
         res = next_batch(db);
+        spotdb__trace(db, sent_at[received++ % 2], what, FETCH, NULL, res);
         in_flight--;
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             if (rc == 0)
@@ -77,7 +86,8 @@ static int drain(spotdb_db *db, const spotdb__table *t, const char *what,
         } else if (PQntuples(res) < BATCH_ROWS) {
             more = false;
         }
-        if (more && rc == 0 && send_fetch(db, what) == 0)
+        if (more && rc == 0 &&
+            send_fetch(db, what, &sent_at[sent++ % 2]) == 0)
             in_flight++;
         if (rc == 0 && PQresultStatus(res) == PGRES_TUPLES_OK &&
             (rc = hand_over(db, t, res, fn, ctx, row)) != 0)
@@ -108,6 +118,7 @@ int spotdb__stream_rows(spotdb_db *db, const spotdb__table *t,
     bool own = !spotdb_in_transaction(db);
     char *declare, *row;
     size_t len = strlen(sql) + 64;
+    int64_t start;
     PGresult *res;
     int rc;
 
@@ -118,10 +129,11 @@ int spotdb__stream_rows(spotdb_db *db, const spotdb__table *t,
     snprintf(declare, len, "DECLARE " CURSOR " NO SCROLL CURSOR FOR %s", sql);
     if (own && (rc = spotdb__command(db, "BEGIN", what)) != 0)
         goto out;
-    res = spotdb__check_result(db, PQexecParams(db->conn, declare, p->n,
-                                                p->types, p->values,
-                                                p->lengths, p->formats, 1),
-                               what);
+    start = spotdb__trace_start(db);
+    res = PQexecParams(db->conn, declare, p->n, p->types, p->values,
+                       p->lengths, p->formats, 1);
+    spotdb__trace(db, start, what, declare, NULL, res);
+    res = spotdb__check_result(db, res, what);
     if (!res) {
         rc = db->errcode;
     } else {
@@ -131,9 +143,9 @@ int spotdb__stream_rows(spotdb_db *db, const spotdb__table *t,
     /* A failure has aborted the transaction; a stop or the end leaves the
      * cursor to close.  Both are quiet: the first error is the one kept. */
     if (own)
-        PQclear(PQexec(db->conn, rc < 0 ? "ROLLBACK" : "COMMIT"));
+        spotdb__quiet(db, rc < 0 ? "ROLLBACK" : "COMMIT", what);
     else if (rc >= 0)
-        PQclear(PQexec(db->conn, "CLOSE " CURSOR));
+        spotdb__quiet(db, "CLOSE " CURSOR, what);
 out:
     free(declare);
     free(row);

@@ -743,20 +743,28 @@ static int select_filtered(spotdb_db *db, const spotdb__table *t,
     return add_filters(db, t, filter, sql, p, any);
 }
 
-/* The rows of a query, into a page (out) or one by one to fn. */
+/* The rows of a query, into a page (out) or one by one to fn, on the
+ * read connection when the handle routes reads there. */
 static int deliver(spotdb__rows **out, spotdb_db *db, const spotdb__table *t,
                    const char *sql, const spotdb__params *p, int32_t limit,
                    bool paged, spotdb__row_fn fn, void *ctx)
 {
+    bool routed = spotdb__route_begin(db);
     char what[96];
     PGresult *res;
+    int rc;
 
     context(what, sizeof what, "reading", t->relation);
-    if (fn)
-        return spotdb__stream_rows(db, t, sql, p, what, fn, ctx);
-    if (!(res = spotdb__execute(db, sql, p, what)))
-        return db->errcode;
-    return page(out, db, t, res, limit, paged);
+    do {
+        if (fn)
+            rc = spotdb__stream_rows(db, t, sql, p, what, fn, ctx);
+        else if (!(res = spotdb__execute(db, sql, p, what)))
+            rc = db->errcode;
+        else
+            rc = page(out, db, t, res, limit, paged);
+    } while (spotdb__route_retry(db, &routed, rc));
+    spotdb__route_end(db);
+    return rc;
 }
 
 /* Entry of the reading calls: exactly one of out and fn. */
@@ -872,7 +880,7 @@ int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,
     sql_buf sql = { .len = 0 };
     spotdb__params p = { .n = 0 };
     char what[64];
-    bool any;
+    bool any, routed;
     PGresult *res;
     int rc;
 
@@ -886,7 +894,12 @@ int spotdb__count(int64_t *out, spotdb_db *db, const spotdb__table *t,
     if ((rc = add_filters(db, t, filter, &sql, &p, &any)) != 0)
         return rc;
     context(what, sizeof what, "counting", t->relation);
-    if (!(res = run(db, &sql, &p, what)))
+    routed = spotdb__route_begin(db);
+    do
+        res = run(db, &sql, &p, what);
+    while (!res && spotdb__route_retry(db, &routed, db->errcode));
+    spotdb__route_end(db);
+    if (!res)
         return db->errcode;
     if (PQftype(res, 0) != SPOTDB__OID_INT8 || PQgetlength(res, 0, 0) != 8)
         rc = spotdb__fail(db, SPOTDB_ERROR, "%s: unexpected count result",

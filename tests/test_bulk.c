@@ -1902,13 +1902,21 @@ START_TEST(statements_option_is_checked)
     EQI(o.connect_timeout_s, 0);
     EQI(o.schema_check, sentinel);
     EQI(o.statements, sentinel);
-    /* version 3: everything */
+    /* version 3: up to statements, not the version 4 members */
     o.statements = sentinel;
+    o.pooler = sentinel;
+    o.replica_reads = sentinel;
     OK(spotdb_open_options_init(&o, 3));
     EQI(o.statements, 0);
     EQI(o.schema_check, 0);
+    EQI(o.pooler, sentinel);
+    EQI(o.replica_reads, sentinel);
+    /* version 4: everything */
+    OK(spotdb_open_options_init(&o, 4));
+    EQI(o.pooler, 0);
+    EQI(o.replica_reads, 0);
     /* unknown versions */
-    ck_assert_int_eq(spotdb_open_options_init(&o, 4), SPOTDB_EINVAL);
+    ck_assert_int_eq(spotdb_open_options_init(&o, 5), SPOTDB_EINVAL);
     ck_assert_int_eq(spotdb_open_options_init(&o, 0), SPOTDB_EINVAL);
     ck_assert_int_eq(spotdb_open_options_init(NULL, 3), SPOTDB_EINVAL);
 

@@ -231,6 +231,35 @@ START_TEST(status_before_and_after)
 }
 END_TEST
 
+/* --trace: a line per statement on stderr, the output unchanged, and the
+ * password of the settings nowhere (the private server trusts, so any
+ * password logs in). */
+START_TEST(trace_prints_statements_never_secrets)
+{
+    static const char *const migrate[] = { "--trace", "migrate", NULL };
+    char *url = this_db(), *secret;
+    size_t len = strlen(url) + 64;
+    proc p;
+
+    secret = malloc(len);
+    snprintf(secret, len, "%s%spassword=TrAcEsEcReT", url,
+             !strstr(url, "://") ? " " : strchr(url, '?') ? "&" : "?");
+    p = run(secret, migrate);
+    ck_assert_msg(exit_code(&p) == 0, "%s", p.stderr_text);
+    ck_assert(strstr(p.stdout_text, "now at version 2"));
+    ck_assert_int_ge(lines(p.stderr_text), 20);
+    ck_assert(strstr(p.stderr_text, "spotdb: trace: "));
+    ck_assert(strstr(p.stderr_text, "ok: 0001_initial.sql: CREATE TABLE"));
+    ck_assert(strstr(p.stderr_text, "taking the migration lock"));
+    ck_assert(!strstr(p.stderr_text, "TrAcEsEcReT"));
+    ck_assert(!strstr(p.stdout_text, "TrAcEsEcReT"));
+    ck_assert(!strstr(p.stdout_text, "trace"));
+    release(&p);
+    free(secret);
+    free(url);
+}
+END_TEST
+
 START_TEST(dry_run_prints_sql_and_changes_nothing)
 {
     static const char *const args[] = { "migrate", "--dry-run", NULL };
@@ -336,6 +365,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, lab_agent_runs_after_migrate);
     tcase_add_test(tc, status_before_and_after);
     tcase_add_test(tc, dry_run_prints_sql_and_changes_nothing);
+    tcase_add_test(tc, trace_prints_statements_never_secrets);
     tcase_add_test(tc, failures_are_one_line_and_non_zero);
     tcase_add_test(tc, usage_errors_exit_two);
     tcase_add_test(tc, help_and_version_need_no_database);

@@ -29,6 +29,8 @@ static const char usage_main[] =
     "                           then POSTGRES_HOST/PORT/USER/PASSWORD/DB, then\n"
     "                           libpq's PG* variables are used (keep passwords\n"
     "                           out of it: other users can see a command line)\n"
+    "      --trace              print every statement the library runs to stderr\n"
+    "                           (operation, time, rows, outcome; never values)\n"
     "  -h, --help               show this help; 'spotdb COMMAND --help' for one\n";
 
 static const char usage_migrate[] =
@@ -68,6 +70,29 @@ static int fail(spotdb_db *db, int rc)
 
     fprintf(stderr, "spotdb: %s\n", *msg ? msg : spotdb_strerror(rc));
     return EXIT_FAILURE;
+}
+
+/* One line per statement: the SQL on one line, cut at 160 bytes. */
+static void print_trace(const spotdb_trace_event *ev, void *payload)
+{
+    char sql[161];
+    size_t n = 0;
+
+    (void)payload;
+    for (const char *p = ev->sql; *p && n < sizeof sql - 1; p++) {
+        bool blank = *p == '\n' || *p == '\t' || *p == ' ' || *p == '\r';
+
+        if (blank && (n == 0 || sql[n - 1] == ' '))
+            continue;
+        sql[n++] = blank ? ' ' : *p;
+    }
+    sql[n] = '\0';
+    fprintf(stderr, "spotdb: trace: %.3f ms, %" PRId64 " rows, %s%s%s%s: %s%s%s: %s\n",
+            (double)ev->duration_us / 1000.0, ev->rows,
+            ev->code ? spotdb_strerror(ev->code) : "ok",
+            *ev->sqlstate ? " (SQLSTATE " : "", ev->sqlstate,
+            *ev->sqlstate ? ")" : "", ev->name,
+            *ev->statement ? " " : "", ev->statement, sql);
 }
 
 static bool wants_help(int argc, char **argv)
@@ -230,6 +255,7 @@ int main(int argc, char **argv)
     spotdb_migrate_options mopts = SPOTDB_MIGRATE_OPTIONS_INIT;
     spotdb_open_options oopts = SPOTDB_OPEN_OPTIONS_INIT;
     const char *conninfo = NULL, *cmd;
+    bool trace = false;
     int i = 1, rc;
     spotdb_db *db;
 
@@ -238,6 +264,9 @@ int main(int argc, char **argv)
             i + 1 < argc) {
             conninfo = argv[i + 1];
             i += 2;
+        } else if (strcmp(argv[i], "--trace") == 0) {
+            trace = true;
+            i++;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage_main, stdout);
             return EXIT_SUCCESS;
@@ -278,6 +307,8 @@ int main(int argc, char **argv)
     oopts.schema_check = SPOTDB_SCHEMA_CHECK_SKIP;
     if ((rc = spotdb_open(&db, conninfo, &oopts)) != 0)
         return fail(NULL, rc);
+    if (trace)
+        spotdb_set_trace(db, print_trace, NULL);
     rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate(db, &mopts) : cmd_status(db);
     spotdb_close(db);
     return rc;

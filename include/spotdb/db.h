@@ -87,14 +87,15 @@ typedef enum spotdb_pooler {
      *  pool_mode=transaction: consecutive transactions may run on
      *  different server connections.  The library then keeps no session
      *  state on the server: statements are unnamed (as with
-     *  SPOTDB_STATEMENTS_UNNAMED), settings are made per transaction, and
-     *  migrations are refused with SPOTDB_EPOOLER, since their lock needs
-     *  one server session. */
+     *  SPOTDB_STATEMENTS_UNNAMED), and migrations are refused with
+     *  SPOTDB_EPOOLER, since their lock needs one server session.  (The
+     *  one session setting the library makes, TimeZone, is a parameter
+     *  PgBouncer tracks and restores for each client.) */
     SPOTDB_POOLER_TRANSACTION = 2
 } spotdb_pooler;
 
 /** Where reads go when the settings name a primary and standbys. */
-typedef enum spotdb_replica_reads {
+typedef enum spotdb_replica_reads_mode {
     /** Every call uses one connection (the default). */
     SPOTDB_REPLICA_READS_OFF = 0,
     /** Two connections from the same settings: the main one with
@@ -106,7 +107,7 @@ typedef enum spotdb_replica_reads {
      *  spotdb_replica_reads() is on (it starts on).  See spotdb_replica_reads()
      *  for what happens when the standby goes away. */
     SPOTDB_REPLICA_READS_ON = 1
-} spotdb_replica_reads;
+} spotdb_replica_reads_mode;
 
 /** Version of spotdb_open_options this header describes (1: up to
  *  connect_timeout_s; 2: schema_check; 3: statements; 4: pooler and
@@ -133,7 +134,7 @@ typedef struct spotdb_open_options {
     /** A spotdb_pooler value; 0: SPOTDB_POOLER_AUTO.  Read from version 4
      *  on (older callers get SPOTDB_POOLER_AUTO). */
     int32_t pooler;
-    /** A spotdb_replica_reads value; 0: SPOTDB_REPLICA_READS_OFF.  Read
+    /** A spotdb_replica_reads_mode value; 0: SPOTDB_REPLICA_READS_OFF.  Read
      *  from version 4 on. */
     int32_t replica_reads;
 } spotdb_open_options;
@@ -144,8 +145,9 @@ typedef struct spotdb_open_options {
 
 /**
  * Fill `opts` with the defaults (for bindings, which cannot use the macro).
+ * May be called from any thread.
  *
- * @param opts the options to initialise.
+ * @param[out] opts the options to initialise; owned by the caller.
  * @param version SPOTDB_OPEN_OPTIONS_VERSION.
  * @return 0, or SPOTDB_EINVAL for a NULL `opts` or an unknown version.
  */
@@ -153,13 +155,15 @@ SPOTDB_API int spotdb_open_options_init(spotdb_open_options *opts,
                                         unsigned int version);
 
 /**
- * Connect to PostgreSQL.
+ * Connect to PostgreSQL.  May be called from any thread; the new handle
+ * is then used by one thread at a time.
  *
- * @param[out] out the new handle, or NULL on failure.  Close it with
- *             spotdb_close().
+ * @param[out] out the new handle, or NULL on failure.  It belongs to the
+ *             caller, who closes it with spotdb_close().
  * @param conninfo libpq settings or URI; NULL or "" to read the
  *             environment (see the top of this file for the order).
- * @param opts NULL for defaults.
+ *             Only read during the call.
+ * @param opts NULL for defaults; only read during the call.
  * @return 0; SPOTDB_EINVAL for settings libpq cannot parse or bad
  *         options; SPOTDB_ECONN when the server cannot be reached or
  *         refuses the login; SPOTDB_ESCHEMA when the schema handshake
@@ -171,9 +175,11 @@ SPOTDB_API int spotdb_open(spotdb_db **out, const char *conninfo,
                            const spotdb_open_options *opts);
 
 /**
- * Close the connection and free the handle.
+ * Close the connection and free the handle.  An open transaction is
+ * rolled back by the server.  Rows the handle returned stay valid: they
+ * own their memory.
  *
- * @param db the handle; NULL is a no-op.
+ * @param db the handle, not used again afterwards; NULL is a no-op.
  */
 SPOTDB_API void spotdb_close(spotdb_db *db);
 
@@ -181,7 +187,7 @@ SPOTDB_API void spotdb_close(spotdb_db *db);
  * Where the handle's settings came from.
  *
  * @param db an open handle.
- * @return a spotdb_conn_source value.
+ * @return a spotdb_conn_source value; 0 for a NULL handle.
  */
 SPOTDB_API int spotdb_conn_source_of(const spotdb_db *db);
 
@@ -207,8 +213,9 @@ SPOTDB_API const char *spotdb_sqlstate(const spotdb_db *db);
  * Start a transaction: the following calls on the handle commit or roll
  * back together.  Without one, each call is its own transaction.
  *
+ * @param db an open handle.
  * @return 0; SPOTDB_EINVAL when a transaction is already open (there is no
- *         nesting); SPOTDB_ECONN.
+ *         nesting) or `db` is NULL; SPOTDB_ECONN.
  */
 SPOTDB_API int spotdb_begin(spotdb_db *db);
 
@@ -222,6 +229,7 @@ SPOTDB_API int spotdb_begin(spotdb_db *db);
  * transaction usable; so does a lookup that found nothing
  * (SPOTDB_ENOTFOUND).  For all-or-nothing, roll back on any failure.
  *
+ * @param db an open handle.
  * @return 0; SPOTDB_EINVAL when none is open; SPOTDB_ESQL when the server
  *         had rejected a call inside it: then nothing was committed, the
  *         transaction was rolled back, and the handle is ready for the
@@ -234,14 +242,17 @@ SPOTDB_API int spotdb_commit(spotdb_db *db);
  * Roll back the open transaction.  Rolling back when none is open is a
  * no-op, so error paths may call it unconditionally.
  *
- * @return 0; SPOTDB_ECONN.
+ * @param db an open handle.
+ * @return 0; SPOTDB_EINVAL for a NULL handle; SPOTDB_ECONN.
  */
 SPOTDB_API int spotdb_rollback(spotdb_db *db);
 
 /**
  * Whether a transaction started by spotdb_begin() is open.
  *
- * @return 1 if open (also after a failed call inside it), else 0.
+ * @param db an open handle.
+ * @return 1 if open (also after a failed call inside it), else 0 (also
+ *         for a NULL handle).
  */
 SPOTDB_API int spotdb_in_transaction(const spotdb_db *db);
 
@@ -281,7 +292,9 @@ SPOTDB_API int spotdb_replica_reads(spotdb_db *db, int on);
  * and for setting timestamp columns.  Column defaults (created_at,
  * execution_time, ...) use the server's clock instead, and inside a
  * transaction its start time, so rows created in one transaction share
- * one default timestamp.
+ * one default timestamp.  May be called from any thread.
+ *
+ * @return microseconds since the Unix epoch, UTC (CLOCK_REALTIME).
  */
 SPOTDB_API int64_t spotdb_now_us(void);
 
