@@ -35,5 +35,6 @@
 #include "views.h"
 #include "reports.h"
 #include "trace.h"
+#include "schema.h"
 
 #endif /* SPOTDB_SPOTDB_H */
