@@ -696,6 +696,25 @@ START_TEST(hand_built_database_is_adopted)
 }
 END_TEST
 
+/* docs/migrations.md's hand-over from Alembic: its version table is not
+ * part of v1, so it neither blocks adoption nor is touched by it. */
+START_TEST(alembic_managed_database_is_adopted)
+{
+    build_by_hand();
+    add_rows();
+    th_exec(raw, "CREATE TABLE alembic_version (version_num varchar(32) NOT "
+                 "NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY "
+                 "(version_num)); INSERT INTO alembic_version VALUES "
+                 "('3f2a1b9c0d4e')");
+    ck_assert_msg(spotdb_migrate(db, NULL) == 0, "%s", spotdb_errmsg(db));
+    ck_assert_int_eq(tracked_rows(), N_BUILTIN);
+    ck_assert_int_eq(th_count(raw, "SELECT execution_ms FROM spotdb_schema_migrations "
+                                   "WHERE version = 1"), 0);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM alembic_version "
+                                   "WHERE version_num = '3f2a1b9c0d4e'"), 1);
+}
+END_TEST
+
 START_TEST(adoption_dry_run_changes_nothing)
 {
     spotdb_migrate_options o = SPOTDB_MIGRATE_OPTIONS_INIT;
@@ -783,6 +802,7 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, eight_threads_migrate_once);
     tcase_add_test(tc, killed_migrator_releases_the_lock);
     tcase_add_test(tc, hand_built_database_is_adopted);
+    tcase_add_test(tc, alembic_managed_database_is_adopted);
     tcase_add_test(tc, adoption_dry_run_changes_nothing);
     tcase_add_test(tc, partial_database_is_refused_with_differences);
     tcase_add_test(tc, single_table_is_refused);

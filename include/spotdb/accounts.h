@@ -23,7 +23,10 @@
 
 SPOTDB_BEGIN_DECLS
 
-/** Column bits of spotdb_account, for `fields` and `nulls`. */
+/** @name Column bits of spotdb_account
+ *  @{ */
+/** Bit of the column the macro's name ends with, in the `fields` and
+ *  `nulls` masks of spotdb_account (one per column, in table order). */
 #define SPOTDB_ACCOUNT_ID               SPOTDB_COLUMN_BIT(0)
 #define SPOTDB_ACCOUNT_USER_ID          SPOTDB_COLUMN_BIT(1)
 #define SPOTDB_ACCOUNT_ACCOUNT_ID       SPOTDB_COLUMN_BIT(2)
@@ -35,6 +38,7 @@ SPOTDB_BEGIN_DECLS
 #define SPOTDB_ACCOUNT_IS_ACTIVE        SPOTDB_COLUMN_BIT(8)
 #define SPOTDB_ACCOUNT_CREATED_AT       SPOTDB_COLUMN_BIT(9)
 #define SPOTDB_ACCOUNT_UPDATED_AT       SPOTDB_COLUMN_BIT(10)
+/** @} */
 
 /** A row of `accounts`. */
 typedef struct spotdb_account {
@@ -52,10 +56,11 @@ typedef struct spotdb_account {
     uint64_t nulls;                 /**< SPOTDB_ACCOUNT_* bits of NULLs */
 } spotdb_account;
 
-/** A page of accounts. */
+/** A page of accounts, from spotdb_account_list(); free it with
+ *  spotdb_account_rows_free(), which frees the rows and their strings. */
 typedef struct spotdb_account_rows {
-    spotdb_account *items;
-    size_t count;
+    spotdb_account *items;          /**< `count` rows */
+    size_t count;                   /**< number of rows in `items` */
     const char *next_cursor;        /**< NULL after the last page */
 } spotdb_account_rows;
 
@@ -64,7 +69,7 @@ typedef struct spotdb_account_filter {
     unsigned int version;           /**< SPOTDB_ACCOUNT_FILTER_VERSION */
     const char *user_id;            /**< owner (users.id) */
     const char *environment_type;   /**< "PROD" or "LAB" */
-    const bool *is_active;
+    const bool *is_active;          /**< only rows with this is_active */
 } spotdb_account_filter;
 
 /** Version of spotdb_account_filter this header describes. */
@@ -78,9 +83,13 @@ typedef struct spotdb_account_filter {
  * ACCOUNT_NAME, ROLE_ARN and EXTERNAL_ID; the others take their defaults.
  *
  * @param[out] out the stored row (defaults filled in), or NULL when not
- *             wanted; free with spotdb_account_free().
+ *             wanted; free with spotdb_account_free().  NULL on failure.
+ * @param db open handle.
+ * @param in the values; only the columns in `fields` are read.
+ * @param fields SPOTDB_ACCOUNT_* bits of the columns to write.
  * @return 0; SPOTDB_EINVAL naming the field and rule; SPOTDB_ECONFLICT
- *         (account_id taken); SPOTDB_EREFERENCE (no such user).
+ *         (account_id taken); SPOTDB_EREFERENCE (no such user); or a code
+ *         of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_account_create(spotdb_account **out, spotdb_db *db,
                                      const spotdb_account *in,
@@ -91,6 +100,14 @@ SPOTDB_API int spotdb_account_create(spotdb_account **out, spotdb_db *db,
  * workflow): as spotdb_account_create(), with `user_id` taken from the
  * lookup, in one statement.  USER_ID must not be in `fields`.
  *
+ * @param[out] out the stored row, or NULL when not wanted; free with
+ *             spotdb_account_free().  NULL on failure.
+ * @param db open handle.
+ * @param username the owner's username, checked by the rules of
+ *             users.username.
+ * @param in the values; only the columns in `fields` are read.
+ * @param fields SPOTDB_ACCOUNT_* bits of the columns to write, without
+ *             SPOTDB_ACCOUNT_USER_ID.
  * @return as spotdb_account_create(); SPOTDB_ENOTFOUND when no user has
  *         that username.
  */
@@ -100,11 +117,29 @@ SPOTDB_API int spotdb_account_create_for_username(spotdb_account **out,
                                                   const spotdb_account *in,
                                                   uint64_t fields);
 
-/** Read an account by id.  @return 0, SPOTDB_ENOTFOUND, SPOTDB_EINVAL. */
+/**
+ * Read an account by id.
+ *
+ * @param[out] out the row, or NULL on failure; it belongs to the caller,
+ *             who frees it with spotdb_account_free().  Must not be NULL.
+ * @param db open handle.
+ * @param id the UUID.
+ * @return 0; SPOTDB_ENOTFOUND; SPOTDB_EINVAL for a malformed UUID; or a
+ *         code of every call (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_account_get(spotdb_account **out, spotdb_db *db,
                                   const char *id);
 
-/** Read an account by its 12-digit AWS account number. */
+/**
+ * Read an account by its 12-digit AWS account number.
+ *
+ * @param[out] out the row, or NULL on failure; free it with
+ *             spotdb_account_free().
+ * @param db open handle.
+ * @param account_id the AWS number; one that is not 12 digits is
+ *             SPOTDB_EINVAL, not SPOTDB_ENOTFOUND.
+ * @return as spotdb_account_get().
+ */
 SPOTDB_API int spotdb_account_get_by_account_id(spotdb_account **out,
                                                 spotdb_db *db,
                                                 const char *account_id);
@@ -112,52 +147,96 @@ SPOTDB_API int spotdb_account_get_by_account_id(spotdb_account **out,
 /**
  * Change the columns in `fields` (at least one; not ID or UPDATED_AT).
  *
- * @param[out] out the row as stored, or NULL if not wanted.
+ * @param[out] out the row as stored, or NULL if not wanted; free with
+ *             spotdb_account_free().
+ * @param db open handle.
+ * @param id the account to change.
+ * @param in the new values; only the columns in `fields` are read.
+ * @param fields SPOTDB_ACCOUNT_* bits of the columns to write.
  * @return 0; SPOTDB_EINVAL; SPOTDB_ENOTFOUND; SPOTDB_ECONFLICT;
- *         SPOTDB_EREFERENCE.
+ *         SPOTDB_EREFERENCE; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_account_update(spotdb_account **out, spotdb_db *db,
                                      const char *id,
                                      const spotdb_account *in,
                                      uint64_t fields);
 
-/** Delete an account, its instances and their logs.
- *  @return 0 or SPOTDB_ENOTFOUND. */
+/**
+ * Delete an account, its instances and their logs.
+ *
+ * @param db open handle.
+ * @param id the account's UUID.
+ * @return 0; SPOTDB_ENOTFOUND; SPOTDB_EINVAL for a malformed UUID; or a
+ *         code of every call (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_account_delete(spotdb_db *db, const char *id);
 
 /**
  * A page of accounts in creation order (created_at, then id).
+ *
+ * @param[out] out the page (possibly empty), or NULL on failure; free it
+ *             with spotdb_account_rows_free().
+ * @param db open handle.
+ * @param filter NULL for all accounts.
  * @param cursor NULL, or a previous page's next_cursor.
  * @param limit 0 for SPOTDB_DEFAULT_LIMIT, at most SPOTDB_MAX_LIMIT.
+ * @return 0; SPOTDB_EINVAL for a bad filter, cursor or limit; or a code
+ *         of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_account_list(spotdb_account_rows **out, spotdb_db *db,
                                    const spotdb_account_filter *filter,
                                    const char *cursor, int32_t limit);
 
-/** Number of accounts the filter selects. */
+/**
+ * Number of accounts the filter selects.
+ *
+ * @param[out] out the count; 0 on failure.
+ * @param db open handle.
+ * @param filter NULL to count every account.
+ * @return 0; SPOTDB_EINVAL for a bad filter; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_account_count(int64_t *out, spotdb_db *db,
                                     const spotdb_account_filter *filter);
 
-/** Receives one row of spotdb_account_stream(); see spotdb/rows.h. */
+/**
+ * Receives one row of spotdb_account_stream(); see spotdb/rows.h.
+ *
+ * @param row the row; it and its strings are valid only during the call.
+ * @param payload the pointer given to spotdb_account_stream().
+ * @return 0 to go on; any other value stops the stream, which returns it.
+ */
 typedef int (*spotdb_account_cb)(const spotdb_account *row, void *payload);
 
 /**
  * Every account the filter selects, in the order of spotdb_account_list(), one
  * at a time, in constant memory.
  *
+ * @param db open handle; not to be used from inside `cb`.
  * @param filter NULL for all.
  * @param cb called once per row; the row is valid during the call only.
  * @param payload passed to cb.
  * @return 0 after the last row; the callback's value when it stopped the
- *         stream; SPOTDB_EINVAL for a bad filter; the server's codes.
+ *         stream; SPOTDB_EINVAL for a bad filter or a NULL `cb`; or a code
+ *         of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_account_stream(spotdb_db *db,
                                    const spotdb_account_filter *filter,
                                    spotdb_account_cb cb, void *payload);
 
-/** Free a row.  NULL is a no-op. */
+/**
+ * Free a row returned by the library, with its strings.
+ *
+ * @param row the row; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_account_free(spotdb_account *row);
-/** Free a page.  NULL is a no-op. */
+/**
+ * Free a page returned by spotdb_account_list(), with its rows, their
+ * strings and its cursor.
+ *
+ * @param rows the page; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_account_rows_free(spotdb_account_rows *rows);
 
 SPOTDB_END_DECLS

@@ -12,6 +12,9 @@
 
 /* Only symbols marked SPOTDB_API leave the shared library; everything else
  * is compiled with hidden visibility. */
+/** @def SPOTDB_API
+ *  Marks a function exported from the shared library (default visibility
+ *  with GCC and Clang); every public function carries it. */
 #if defined(_WIN32)
 #  define SPOTDB_API
 #elif defined(__GNUC__) && __GNUC__ >= 4
@@ -20,6 +23,11 @@
 #  define SPOTDB_API
 #endif
 
+/** @def SPOTDB_BEGIN_DECLS
+ *  Opens the `extern "C"` block of a header when it is compiled as C++;
+ *  nothing in C.
+ *  @def SPOTDB_END_DECLS
+ *  Closes the block SPOTDB_BEGIN_DECLS opened. */
 #ifdef __cplusplus
 #  define SPOTDB_BEGIN_DECLS extern "C" {
 #  define SPOTDB_END_DECLS }

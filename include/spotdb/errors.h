@@ -15,6 +15,16 @@
  * failure, and they are never NULL.  Messages never contain a password or
  * a password hash.
  *
+ * @anchor spotdb_common_codes
+ * Codes any call on a handle may return besides those its documentation
+ * lists: SPOTDB_EINVAL for a NULL handle or a NULL pointer the call needs;
+ * SPOTDB_ECONN when the connection breaks; SPOTDB_ESQL when the server
+ * rejects a statement for a reason with no more specific code (a missing
+ * privilege, a transaction an earlier failure has doomed, ...);
+ * SPOTDB_ENOMEM; and SPOTDB_ESCHEMA when a result does not have the
+ * columns and types schema v1 gives it (a database not migrated, or
+ * changed by hand).
+ *
  * Thread safety: spotdb_strerror() and spotdb_last_errmsg() may be called
  * from any thread (the latter reports the calling thread's last failure).
  * spotdb_errmsg() and spotdb_sqlstate() follow the handle's rule: one
@@ -66,7 +76,8 @@ SPOTDB_API const char *spotdb_strerror(int code);
 
 /**
  * Detail of the last failure on the calling thread of a call that has no
- * handle (spotdb_open(), spotdb_migrations_embedded(), ...).
+ * handle (spotdb_open(), spotdb_migration_embedded(), ...).  May be
+ * called from any thread.
  *
  * @return a thread-local string, "" when the last such call succeeded.
  *         Valid until the next libspotdb call on the same thread.

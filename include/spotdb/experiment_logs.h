@@ -8,7 +8,7 @@
  * enforces them); prediction_score within [0, 1] and finite; prices and
  * savings finite; selected_instance_type and selected_availability_zone
  * up to 20 characters; features_used valid JSON (checked with json-c
- * before sending; what jsonb still refuses, such as \u0000 or the
+ * before sending; what jsonb still refuses, such as `\u0000` or the
  * single-quoted strings json-c lets through, comes back from the server
  * as SPOTDB_EINVAL naming the column).  instance_id must exist
  * (`experiment_logs_instance_id_fkey`), model_id too
@@ -24,7 +24,11 @@
 
 SPOTDB_BEGIN_DECLS
 
-/** Column bits of spotdb_experiment_log, for `fields` and `nulls`. */
+/** @name Column bits of spotdb_experiment_log
+ *  @{ */
+/** Bit of the column the macro's name ends with, in the `fields` and
+ *  `nulls` masks of spotdb_experiment_log (one per column, in table
+ *  order). */
 #define SPOTDB_EXPERIMENT_LOG_ID                         SPOTDB_COLUMN_BIT(0)
 #define SPOTDB_EXPERIMENT_LOG_INSTANCE_ID                SPOTDB_COLUMN_BIT(1)
 #define SPOTDB_EXPERIMENT_LOG_MODEL_ID                   SPOTDB_COLUMN_BIT(2)
@@ -43,6 +47,7 @@ SPOTDB_BEGIN_DECLS
 #define SPOTDB_EXPERIMENT_LOG_PROJECTED_HOURLY_SAVINGS   SPOTDB_COLUMN_BIT(15)
 #define SPOTDB_EXPERIMENT_LOG_FEATURES_USED              SPOTDB_COLUMN_BIT(16)
 #define SPOTDB_EXPERIMENT_LOG_ERROR_MESSAGE              SPOTDB_COLUMN_BIT(17)
+/** @} */
 
 /** A row of `experiment_logs`. */
 typedef struct spotdb_experiment_log {
@@ -53,12 +58,12 @@ typedef struct spotdb_experiment_log {
     bool is_shadow_run;                 /**< default false */
     double prediction_score;            /**< crash probability, 0 to 1 */
     const char *decision;               /**< "SWITCH", "STAY", "FALLBACK_ONDEMAND" */
-    const char *decision_reason;
+    const char *decision_reason;        /**< free text */
     int64_t execution_time;             /**< NOT NULL, default now */
-    int32_t execution_duration_ms;
+    int32_t execution_duration_ms;      /**< how long the run took, ms */
     int32_t candidates_evaluated;       /**< spot pools evaluated */
     const char *selected_instance_type; /**< target of a SWITCH */
-    const char *selected_availability_zone;
+    const char *selected_availability_zone; /**< zone of that target */
     double old_spot_price;              /**< $/hour */
     double new_spot_price;              /**< $/hour */
     double projected_hourly_savings;    /**< $/hour */
@@ -67,10 +72,12 @@ typedef struct spotdb_experiment_log {
     uint64_t nulls;                     /**< SPOTDB_EXPERIMENT_LOG_* bits */
 } spotdb_experiment_log;
 
-/** A page of experiment logs. */
+/** A page of experiment logs, from spotdb_experiment_log_list(); free it
+ *  with spotdb_experiment_log_rows_free(), which frees the rows and their
+ *  strings. */
 typedef struct spotdb_experiment_log_rows {
-    spotdb_experiment_log *items;
-    size_t count;
+    spotdb_experiment_log *items;       /**< `count` rows */
+    size_t count;                       /**< number of rows in `items` */
     const char *next_cursor;            /**< NULL after the last page */
 } spotdb_experiment_log_rows;
 
@@ -80,7 +87,7 @@ typedef struct spotdb_experiment_log_filter {
     const char *instance_id;       /**< instances.id */
     const char *model_id;          /**< model_registry.id */
     const char *decision;          /**< "SWITCH", "STAY", "FALLBACK_ONDEMAND" */
-    const bool *is_shadow_run;
+    const bool *is_shadow_run;     /**< only rows with this is_shadow_run */
     const int64_t *executed_from;  /**< execution_time >= this */
     const int64_t *executed_before;/**< execution_time < this */
 } spotdb_experiment_log_filter;
@@ -93,36 +100,91 @@ typedef struct spotdb_experiment_log_filter {
 
 /**
  * Log a decision.  `fields` must include INSTANCE_ID.
+ *
  * @param[out] out the stored row (defaults filled in), or NULL when not
- *             wanted; free with spotdb_experiment_log_free().
- * @return 0; SPOTDB_EINVAL; SPOTDB_EREFERENCE (instance or model).
+ *             wanted; free with spotdb_experiment_log_free().  NULL on
+ *             failure.
+ * @param db open handle.
+ * @param in the values; only the columns in `fields` are read.
+ * @param fields SPOTDB_EXPERIMENT_LOG_* bits of the columns to write.
+ * @return 0; SPOTDB_EINVAL naming the field and rule (features_used that
+ *         jsonb refuses included); SPOTDB_EREFERENCE (instance or model);
+ *         or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_experiment_log_create(spotdb_experiment_log **out,
                                             spotdb_db *db,
                                             const spotdb_experiment_log *in,
                                             uint64_t fields);
 
-/** Read a log by id.  @return 0, SPOTDB_ENOTFOUND, SPOTDB_EINVAL. */
+/**
+ * Read a log by id.
+ *
+ * @param[out] out the row, or NULL on failure; it belongs to the caller,
+ *             who frees it with spotdb_experiment_log_free().  Must not be
+ *             NULL.
+ * @param db open handle.
+ * @param id the UUID.
+ * @return 0; SPOTDB_ENOTFOUND; SPOTDB_EINVAL for a malformed UUID; or a
+ *         code of every call (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_experiment_log_get(spotdb_experiment_log **out,
                                          spotdb_db *db, const char *id);
 
-/** Change the columns in `fields` (at least one; not ID).
- *  @param[out] out the row as stored, or NULL if not wanted. */
+/**
+ * Change the columns in `fields` (at least one; not ID).
+ *
+ * @param[out] out the row as stored, or NULL if not wanted; free with
+ *             spotdb_experiment_log_free().
+ * @param db open handle.
+ * @param id the log to change.
+ * @param in the new values; only the columns in `fields` are read.
+ * @param fields SPOTDB_EXPERIMENT_LOG_* bits of the columns to write.
+ * @return 0; SPOTDB_EINVAL (also for an empty `fields`);
+ *         SPOTDB_ENOTFOUND; SPOTDB_EREFERENCE; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_experiment_log_update(spotdb_experiment_log **out,
                                             spotdb_db *db, const char *id,
                                             const spotdb_experiment_log *in,
                                             uint64_t fields);
 
-/** Delete a log.  @return 0 or SPOTDB_ENOTFOUND. */
+/**
+ * Delete a log.
+ *
+ * @param db open handle.
+ * @param id the log's UUID.
+ * @return 0; SPOTDB_ENOTFOUND; SPOTDB_EINVAL for a malformed UUID; or a
+ *         code of every call (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_experiment_log_delete(spotdb_db *db, const char *id);
 
-/** A page of logs, newest first (execution_time, then id, descending). */
+/**
+ * A page of logs, newest first (execution_time, then id, descending).
+ *
+ * @param[out] out the page (possibly empty), or NULL on failure; free it
+ *             with spotdb_experiment_log_rows_free().
+ * @param db open handle.
+ * @param filter NULL for all logs.
+ * @param cursor NULL, or a previous page's next_cursor.
+ * @param limit 0 for SPOTDB_DEFAULT_LIMIT, at most SPOTDB_MAX_LIMIT.
+ * @return 0; SPOTDB_EINVAL for a bad filter, cursor or limit; or a code
+ *         of every call (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_experiment_log_list(
     spotdb_experiment_log_rows **out, spotdb_db *db,
     const spotdb_experiment_log_filter *filter, const char *cursor,
     int32_t limit);
 
-/** Number of logs the filter selects. */
+/**
+ * Number of logs the filter selects.
+ *
+ * @param[out] out the count; 0 on failure.
+ * @param db open handle.
+ * @param filter NULL to count every log.
+ * @return 0; SPOTDB_EINVAL for a bad filter; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_experiment_log_count(
     int64_t *out, spotdb_db *db, const spotdb_experiment_log_filter *filter);
 
@@ -147,7 +209,9 @@ SPOTDB_API int spotdb_experiment_log_count(
  * @return 0 when all `n` rows are stored (the count is always n or 0);
  *         SPOTDB_EINVAL naming the row, field and rule;
  *         SPOTDB_EREFERENCE, SPOTDB_ECONFLICT naming the row when the
- *         server's detail identifies it; SPOTDB_ECONN; SPOTDB_ENOMEM.
+ *         server's detail identifies it; SPOTDB_ERROR when no random
+ *         bytes can be had for the ids; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_experiment_log_insert_many(spotdb_db *db,
                                         const spotdb_experiment_log *rows,
@@ -155,26 +219,43 @@ SPOTDB_API int spotdb_experiment_log_insert_many(spotdb_db *db,
                                         char (*ids)[SPOTDB_UUID_SIZE],
                                         int64_t *bad_row);
 
-/** Receives one row of spotdb_experiment_log_stream(); see spotdb/rows.h. */
+/**
+ * Receives one row of spotdb_experiment_log_stream(); see spotdb/rows.h.
+ *
+ * @param row the row; it and its strings are valid only during the call.
+ * @param payload the pointer given to spotdb_experiment_log_stream().
+ * @return 0 to go on; any other value stops the stream, which returns it.
+ */
 typedef int (*spotdb_experiment_log_cb)(const spotdb_experiment_log *row, void *payload);
 
 /**
  * Every experiment_log the filter selects, in the order of spotdb_experiment_log_list(), one
  * at a time, in constant memory.
  *
+ * @param db open handle; not to be used from inside `cb`.
  * @param filter NULL for all.
  * @param cb called once per row; the row is valid during the call only.
  * @param payload passed to cb.
  * @return 0 after the last row; the callback's value when it stopped the
- *         stream; SPOTDB_EINVAL for a bad filter; the server's codes.
+ *         stream; SPOTDB_EINVAL for a bad filter or a NULL `cb`; or a code
+ *         of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_experiment_log_stream(spotdb_db *db,
                                    const spotdb_experiment_log_filter *filter,
                                    spotdb_experiment_log_cb cb, void *payload);
 
-/** Free a row.  NULL is a no-op. */
+/**
+ * Free a row returned by the library, with its strings.
+ *
+ * @param row the row; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_experiment_log_free(spotdb_experiment_log *row);
-/** Free a page.  NULL is a no-op. */
+/**
+ * Free a page returned by spotdb_experiment_log_list(), with its rows,
+ * their strings and its cursor.
+ *
+ * @param rows the page; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_experiment_log_rows_free(
     spotdb_experiment_log_rows *rows);
 

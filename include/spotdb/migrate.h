@@ -35,7 +35,8 @@
 
 SPOTDB_BEGIN_DECLS
 
-/** State of one migration as seen by spotdb_status() and the callbacks. */
+/** State of one migration as seen by spotdb_status_get() and the
+ *  callbacks. */
 typedef enum spotdb_migration_state {
     SPOTDB_MIGRATION_APPLIED = 1, /**< recorded, checksum matches */
     SPOTDB_MIGRATION_PENDING = 2, /**< embedded, not yet applied */
@@ -60,7 +61,8 @@ typedef struct spotdb_migration_info {
     int32_t state;          /**< a spotdb_migration_state */
 } spotdb_migration_info;
 
-/** The migration state of a database, from spotdb_status(). */
+/** The migration state of a database, from spotdb_status_get(); free it
+ *  with spotdb_status_free(), which frees the arrays and strings too. */
 typedef struct spotdb_status {
     int64_t current_version;  /**< highest applied version, 0 for none */
     int64_t latest_version;   /**< highest version embedded in the library */
@@ -121,10 +123,11 @@ typedef struct spotdb_migrate_options {
 
 /**
  * Fill `opts` with the defaults (for bindings, which cannot use the macro).
+ * May be called from any thread.
  *
- * @param opts the options to initialise.
+ * @param[out] opts the options to initialise; owned by the caller.
  * @param version SPOTDB_MIGRATE_OPTIONS_VERSION.
- * @return 0, or SPOTDB_EINVAL.
+ * @return 0, or SPOTDB_EINVAL for a NULL `opts` or an unknown version.
  */
 SPOTDB_API int spotdb_migrate_options_init(spotdb_migrate_options *opts,
                                            unsigned int version);
@@ -143,7 +146,10 @@ SPOTDB_API int spotdb_migrate_options_init(spotdb_migrate_options *opts,
  *         versions are out of order); SPOTDB_ECHECKSUM; SPOTDB_EADOPT;
  *         SPOTDB_ELOCKED; SPOTDB_EMIGRATE (a migration failed and was
  *         rolled back: the message names the file, the statement and its
- *         line, and the server's message); SPOTDB_ECONN; SPOTDB_ENOMEM.
+ *         line, and the server's message); SPOTDB_EPOOLER when the handle
+ *         runs through a transaction-mode pooler (spotdb_pooled()), whose
+ *         connections cannot hold the migration lock; SPOTDB_ECONN;
+ *         SPOTDB_ENOMEM.
  */
 SPOTDB_API int spotdb_migrate(spotdb_db *db,
                               const spotdb_migrate_options *opts);
@@ -152,9 +158,11 @@ SPOTDB_API int spotdb_migrate(spotdb_db *db,
  * Read the migration state of the database.  Takes no lock and changes
  * nothing.
  *
- * @param[out] out the state; free it with spotdb_status_free().
+ * @param[out] out the state, or NULL on failure; it belongs to the caller,
+ *             who frees it with spotdb_status_free().
  * @param db an open handle.
- * @return 0, SPOTDB_ECONN, SPOTDB_ESQL or SPOTDB_ENOMEM.
+ * @return 0; SPOTDB_EINVAL for a NULL `out` or `db`; SPOTDB_ECONN,
+ *         SPOTDB_ESQL or SPOTDB_ENOMEM.
  */
 SPOTDB_API int spotdb_status_get(spotdb_status **out, spotdb_db *db);
 
@@ -166,7 +174,8 @@ SPOTDB_API int spotdb_status_get(spotdb_status **out, spotdb_db *db);
 SPOTDB_API void spotdb_status_free(spotdb_status *status);
 
 /**
- * Number of migrations embedded in the library.
+ * Number of migrations embedded in the library.  May be called from any
+ * thread.
  *
  * @return the count (at least 1).
  */

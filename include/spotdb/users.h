@@ -33,7 +33,10 @@
 
 SPOTDB_BEGIN_DECLS
 
-/** Column bits of spotdb_user, for `fields` and `nulls`. */
+/** @name Column bits of spotdb_user
+ *  @{ */
+/** Bit of the column the macro's name ends with, in the `fields` and
+ *  `nulls` masks of spotdb_user (one per column, in table order). */
 #define SPOTDB_USER_ID          SPOTDB_COLUMN_BIT(0)
 #define SPOTDB_USER_EMAIL       SPOTDB_COLUMN_BIT(1)
 #define SPOTDB_USER_USERNAME    SPOTDB_COLUMN_BIT(2)
@@ -43,6 +46,7 @@ SPOTDB_BEGIN_DECLS
 #define SPOTDB_USER_CREATED_AT  SPOTDB_COLUMN_BIT(6)
 #define SPOTDB_USER_UPDATED_AT  SPOTDB_COLUMN_BIT(7)
 #define SPOTDB_USER_LAST_LOGIN  SPOTDB_COLUMN_BIT(8)
+/** @} */
 
 /** A row of `users` (every column but `hashed_password`). */
 typedef struct spotdb_user {
@@ -58,10 +62,11 @@ typedef struct spotdb_user {
     uint64_t nulls;             /**< SPOTDB_USER_* bits of NULL columns */
 } spotdb_user;
 
-/** A page of users. */
+/** A page of users, from spotdb_user_list(); free it with
+ *  spotdb_user_rows_free(), which frees the rows and their strings. */
 typedef struct spotdb_user_rows {
     spotdb_user *items;         /**< `count` rows */
-    size_t count;
+    size_t count;               /**< number of rows in `items` */
     const char *next_cursor;    /**< cursor of the next page, NULL if none */
 } spotdb_user_rows;
 
@@ -88,8 +93,10 @@ typedef struct spotdb_user_filter {
  *             USERNAME.  Others take the server default.
  * @param password the plain password (1 to 72 bytes); hashed here with
  *             bcrypt cost 12, never sent or kept.
- * @return 0; SPOTDB_EINVAL naming the field and rule; SPOTDB_ECONFLICT
- *         for a taken email or username; SPOTDB_ECONN, SPOTDB_ENOMEM.
+ * @return 0; SPOTDB_EINVAL naming the field and rule (the password's
+ *         included); SPOTDB_ECONFLICT for a taken email or username;
+ *         SPOTDB_ERROR when libxcrypt cannot hash; or a code of every
+ *         call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_user_create(spotdb_user **out, spotdb_db *db,
                                   const spotdb_user *in, uint64_t fields,
@@ -98,34 +105,56 @@ SPOTDB_API int spotdb_user_create(spotdb_user **out, spotdb_db *db,
 /**
  * Read a user by id.
  *
- * @param[out] out the row; free with spotdb_user_free().
+ * @param[out] out the row, or NULL on failure; it belongs to the caller,
+ *             who frees it with spotdb_user_free().  Must not be NULL.
  * @param db open handle.
  * @param id the UUID.
- * @return 0; SPOTDB_ENOTFOUND; SPOTDB_EINVAL for a malformed UUID.
+ * @return 0; SPOTDB_ENOTFOUND; SPOTDB_EINVAL for a malformed UUID; or a
+ *         code of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_user_get(spotdb_user **out, spotdb_db *db,
                                const char *id);
 
-/** Read a user by email (exact match).  Returns as spotdb_user_get(). */
+/**
+ * Read a user by email (exact match, case included).
+ *
+ * @param[out] out the row, or NULL on failure; free it with
+ *             spotdb_user_free().
+ * @param db open handle.
+ * @param email the email; one that breaks the column's rules is
+ *             SPOTDB_EINVAL, not SPOTDB_ENOTFOUND.
+ * @return as spotdb_user_get().
+ */
 SPOTDB_API int spotdb_user_get_by_email(spotdb_user **out, spotdb_db *db,
                                         const char *email);
 
-/** Read a user by username (exact match).  Returns as spotdb_user_get(). */
+/**
+ * Read a user by username (exact match, case included).
+ *
+ * @param[out] out the row, or NULL on failure; free it with
+ *             spotdb_user_free().
+ * @param db open handle.
+ * @param username the username; one that breaks the column's rules is
+ *             SPOTDB_EINVAL, not SPOTDB_ENOTFOUND.
+ * @return as spotdb_user_get().
+ */
 SPOTDB_API int spotdb_user_get_by_username(spotdb_user **out, spotdb_db *db,
                                            const char *username);
 
 /**
  * Change the columns in `fields` of the user `id`.
  *
- * @param[out] out the row as stored (updated_at set by the trigger); may
- *             be NULL when the caller does not want it.
+ * @param[out] out the row as stored (updated_at set by the trigger); free
+ *             it with spotdb_user_free().  May be NULL when the caller
+ *             does not want it.
  * @param db open handle.
  * @param id the user to change.
- * @param in the new values.
+ * @param in the new values; only the columns in `fields` are read.
  * @param fields SPOTDB_USER_* bits, at least one; ID and UPDATED_AT
  *             cannot be written.
  * @return 0; SPOTDB_EINVAL (also for an empty `fields`); SPOTDB_ENOTFOUND;
- *         SPOTDB_ECONFLICT.
+ *         SPOTDB_ECONFLICT; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_user_update(spotdb_user **out, spotdb_db *db,
                                   const char *id, const spotdb_user *in,
@@ -134,27 +163,41 @@ SPOTDB_API int spotdb_user_update(spotdb_user **out, spotdb_db *db,
 /**
  * Delete a user, with its accounts, instances and logs (cascade).
  *
+ * @param db open handle.
+ * @param id the user's UUID.
  * @return 0; SPOTDB_ENOTFOUND when no such user; SPOTDB_EREFERENCE while a
- *         model names it as created_by.
+ *         model names it as created_by; SPOTDB_EINVAL for a malformed
+ *         UUID; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_user_delete(spotdb_db *db, const char *id);
 
 /**
  * A page of users in creation order (created_at, then id).
  *
- * @param[out] out the page; free with spotdb_user_rows_free().
+ * @param[out] out the page (possibly empty), or NULL on failure; free it
+ *             with spotdb_user_rows_free().
  * @param db open handle.
  * @param filter NULL for all users.
  * @param cursor NULL for the first page, else a previous `next_cursor`.
  * @param limit rows per page, 0 for SPOTDB_DEFAULT_LIMIT, at most
  *             SPOTDB_MAX_LIMIT.
- * @return 0; SPOTDB_EINVAL for a bad filter, cursor or limit.
+ * @return 0; SPOTDB_EINVAL for a bad filter, cursor or limit; or a code
+ *         of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_user_list(spotdb_user_rows **out, spotdb_db *db,
                                 const spotdb_user_filter *filter,
                                 const char *cursor, int32_t limit);
 
-/** Number of users the same filter selects. */
+/**
+ * Number of users the same filter selects.
+ *
+ * @param[out] out the count; 0 on failure.
+ * @param db open handle.
+ * @param filter NULL to count every user.
+ * @return 0; SPOTDB_EINVAL for a bad filter; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
+ */
 SPOTDB_API int spotdb_user_count(int64_t *out, spotdb_db *db,
                                  const spotdb_user_filter *filter);
 
@@ -170,8 +213,11 @@ SPOTDB_API int spotdb_user_count(int64_t *out, spotdb_db *db,
  * against a dummy hash), so neither the code nor the time tells them
  * apart.
  *
- * @param[out] out the user, last_login included; free with
- *             spotdb_user_free().
+ * @param[out] out the user, last_login included, or NULL on failure; free
+ *             it with spotdb_user_free().  Must not be NULL.
+ * @param db open handle.
+ * @param login a username, or an email (a login holding @).
+ * @param password the plain password; never sent or kept.
  * @return 0; SPOTDB_EAUTH; SPOTDB_EINVAL for a password that breaks the
  *         rules above (empty, over 72 bytes) or a NULL login or out;
  *         SPOTDB_ECONN and the server's codes when reading the user or
@@ -184,32 +230,55 @@ SPOTDB_API int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
 /**
  * Replace a user's password (hashed with bcrypt cost 12).
  *
- * @return 0; SPOTDB_EINVAL for a password that breaks the rules;
- *         SPOTDB_ENOTFOUND.
+ * @param db open handle.
+ * @param id the user's UUID.
+ * @param password the new plain password (1 to 72 bytes); never sent or
+ *             kept.
+ * @return 0; SPOTDB_EINVAL for a malformed id or a password that breaks
+ *         the rules; SPOTDB_ENOTFOUND; SPOTDB_ERROR when libxcrypt cannot
+ *         hash; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_user_set_password(spotdb_db *db, const char *id,
                                         const char *password);
 
-/** Receives one row of spotdb_user_stream(); see spotdb/rows.h. */
+/**
+ * Receives one row of spotdb_user_stream(); see spotdb/rows.h.
+ *
+ * @param row the row; it and its strings are valid only during the call.
+ * @param payload the pointer given to spotdb_user_stream().
+ * @return 0 to go on; any other value stops the stream, which returns it.
+ */
 typedef int (*spotdb_user_cb)(const spotdb_user *row, void *payload);
 
 /**
  * Every user the filter selects, in the order of spotdb_user_list(), one
  * at a time, in constant memory.
  *
+ * @param db open handle; not to be used from inside `cb`.
  * @param filter NULL for all.
  * @param cb called once per row; the row is valid during the call only.
  * @param payload passed to cb.
  * @return 0 after the last row; the callback's value when it stopped the
- *         stream; SPOTDB_EINVAL for a bad filter; the server's codes.
+ *         stream; SPOTDB_EINVAL for a bad filter or a NULL `cb`; or a code
+ *         of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_user_stream(spotdb_db *db,
                                    const spotdb_user_filter *filter,
                                    spotdb_user_cb cb, void *payload);
 
-/** Free a row returned by the library.  NULL is a no-op. */
+/**
+ * Free a row returned by the library, with its strings.
+ *
+ * @param row the row; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_user_free(spotdb_user *row);
-/** Free a page returned by spotdb_user_list().  NULL is a no-op. */
+/**
+ * Free a page returned by spotdb_user_list(), with its rows, their
+ * strings and its cursor.
+ *
+ * @param rows the page; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_user_rows_free(spotdb_user_rows *rows);
 
 SPOTDB_END_DECLS

@@ -27,7 +27,10 @@
 
 SPOTDB_BEGIN_DECLS
 
-/** Column bits of spotdb_active_instance, for `nulls`. */
+/** @name Column bits of spotdb_active_instance
+ *  @{ */
+/** Bit of the column the macro's name ends with, in the `nulls` mask of
+ *  spotdb_active_instance (one per column, in the view's order). */
 #define SPOTDB_ACTIVE_INSTANCE_ID                     SPOTDB_COLUMN_BIT(0)
 #define SPOTDB_ACTIVE_INSTANCE_INSTANCE_ID            SPOTDB_COLUMN_BIT(1)
 #define SPOTDB_ACTIVE_INSTANCE_INSTANCE_TYPE          SPOTDB_COLUMN_BIT(2)
@@ -44,34 +47,35 @@ SPOTDB_BEGIN_DECLS
 #define SPOTDB_ACTIVE_INSTANCE_USERNAME               SPOTDB_COLUMN_BIT(13)
 #define SPOTDB_ACTIVE_INSTANCE_MODEL_NAME             SPOTDB_COLUMN_BIT(14)
 #define SPOTDB_ACTIVE_INSTANCE_MODEL_VERSION          SPOTDB_COLUMN_BIT(15)
+/** @} */
 
 /** A row of `v_active_instances`. */
 typedef struct spotdb_active_instance {
     char id[SPOTDB_UUID_SIZE];         /**< instances.id */
     const char *instance_id;           /**< the EC2 id */
-    const char *instance_type;
-    const char *availability_zone;
-    const char *pipeline_mode;
-    bool is_shadow_mode;
-    const char *assigned_model_version;
-    int64_t last_evaluation;
+    const char *instance_type;         /**< instances.instance_type */
+    const char *availability_zone;     /**< instances.availability_zone */
+    const char *pipeline_mode;         /**< "CLUSTER" or "LINEAR" */
+    bool is_shadow_mode;               /**< instances.is_shadow_mode */
+    const char *assigned_model_version;/**< NULL: the default model */
+    int64_t last_evaluation;           /**< last optimizer run */
     const char *aws_account_id;        /**< accounts.account_id */
-    const char *account_name;
+    const char *account_name;          /**< accounts.account_name */
     const char *environment_type;      /**< "PROD" or "LAB" */
-    const char *region;
+    const char *region;                /**< accounts.region */
     const char *user_email;            /**< users.email of the owner */
-    const char *username;
+    const char *username;              /**< users.username of the owner */
     const char *model_name;            /**< NULL when no model matched */
-    const char *model_version;
+    const char *model_version;         /**< NULL when no model matched */
     uint64_t nulls;                    /**< SPOTDB_ACTIVE_INSTANCE_* bits */
 } spotdb_active_instance;
 
 /** Rows of spotdb_active_instance_list() (never paged: next_cursor is
- *  always NULL). */
+ *  always NULL); free them with spotdb_active_instance_rows_free(). */
 typedef struct spotdb_active_instance_rows {
-    spotdb_active_instance *items;
-    size_t count;
-    const char *next_cursor;
+    spotdb_active_instance *items;     /**< `count` rows */
+    size_t count;                      /**< number of rows in `items` */
+    const char *next_cursor;           /**< always NULL */
 } spotdb_active_instance_rows;
 
 /** Filters of spotdb_active_instance_list(); NULL members do not filter. */
@@ -92,16 +96,25 @@ typedef struct spotdb_active_instance_filter {
  * one instance by model_name).  A filter on a boolean matches only rows
  * that hold that value, never NULL ones.
  *
- * @param[out] out the rows; free with spotdb_active_instance_rows_free().
+ * @param[out] out the rows (possibly none), or NULL on failure; free them
+ *             with spotdb_active_instance_rows_free().
+ * @param db open handle.
  * @param filter NULL for every environment.
  * @param limit at most this many rows; 0 for all.
- * @return 0; SPOTDB_EINVAL for a bad filter value or a negative limit.
+ * @return 0; SPOTDB_EINVAL for a bad filter value or a negative limit; or
+ *         a code of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_active_instance_list(
     spotdb_active_instance_rows **out, spotdb_db *db,
     const spotdb_active_instance_filter *filter, int32_t limit);
 
-/** Receives one row of spotdb_active_instance_stream(). */
+/**
+ * Receives one row of spotdb_active_instance_stream(); see spotdb/rows.h.
+ *
+ * @param row the row; it and its strings are valid only during the call.
+ * @param payload the pointer given to spotdb_active_instance_stream().
+ * @return 0 to go on; any other value stops the stream, which returns it.
+ */
 typedef int (*spotdb_active_instance_cb)(const spotdb_active_instance *row,
                                          void *payload);
 
@@ -109,18 +122,32 @@ typedef int (*spotdb_active_instance_cb)(const spotdb_active_instance *row,
  * The rows of spotdb_active_instance_list(), one at a time, in constant
  * memory (see spotdb/rows.h for the callback's rules).
  *
+ * @param db open handle; not to be used from inside `cb`.
+ * @param filter NULL for every environment.
  * @param limit at most this many rows; 0 for all.
- * @return 0; the callback's value when it stopped; SPOTDB_EINVAL.
+ * @param cb called once per row; the row is valid during the call only.
+ * @param payload passed to cb.
+ * @return 0 after the last row; the callback's value when it stopped;
+ *         SPOTDB_EINVAL for a bad filter value, a negative limit or a
+ *         NULL `cb`; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_active_instance_stream(
     spotdb_db *db, const spotdb_active_instance_filter *filter,
     int32_t limit, spotdb_active_instance_cb cb, void *payload);
 
-/** Free rows.  NULL is a no-op. */
+/**
+ * Free rows returned by spotdb_active_instance_list(), with their strings.
+ *
+ * @param rows the rows; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_active_instance_rows_free(
     spotdb_active_instance_rows *rows);
 
-/** Column bits of spotdb_recent_experiment, for `nulls`. */
+/** @name Column bits of spotdb_recent_experiment
+ *  @{ */
+/** Bit of the column the macro's name ends with, in the `nulls` mask of
+ *  spotdb_recent_experiment (one per column, in the view's order). */
 #define SPOTDB_RECENT_EXPERIMENT_ID                       SPOTDB_COLUMN_BIT(0)
 #define SPOTDB_RECENT_EXPERIMENT_EXECUTION_TIME           SPOTDB_COLUMN_BIT(1)
 #define SPOTDB_RECENT_EXPERIMENT_DECISION                 SPOTDB_COLUMN_BIT(2)
@@ -136,39 +163,41 @@ SPOTDB_API void spotdb_active_instance_rows_free(
 #define SPOTDB_RECENT_EXPERIMENT_MODEL_VERSION            SPOTDB_COLUMN_BIT(12)
 #define SPOTDB_RECENT_EXPERIMENT_SELECTED_INSTANCE_TYPE   SPOTDB_COLUMN_BIT(13)
 #define SPOTDB_RECENT_EXPERIMENT_PROJECTED_HOURLY_SAVINGS SPOTDB_COLUMN_BIT(14)
+/** @} */
 
 /** A row of `v_recent_experiments`. */
 typedef struct spotdb_recent_experiment {
     char id[SPOTDB_UUID_SIZE];         /**< experiment_logs.id */
-    int64_t execution_time;
-    const char *decision;
-    double prediction_score;
-    bool is_shadow_run;
-    int32_t execution_duration_ms;
+    int64_t execution_time;            /**< when the decision was made */
+    const char *decision;              /**< "SWITCH", "STAY", ... */
+    double prediction_score;           /**< crash probability, 0 to 1 */
+    bool is_shadow_run;                /**< a shadow (read-only) run */
+    int32_t execution_duration_ms;     /**< how long the run took, ms */
     const char *instance_id;           /**< the EC2 id (instances.instance_id) */
-    const char *instance_type;
+    const char *instance_type;         /**< instances.instance_type */
     const char *pipeline_mode;         /**< instances.pipeline_mode */
     const char *aws_account_id;        /**< accounts.account_id */
-    const char *account_name;
+    const char *account_name;          /**< accounts.account_name */
     const char *model_name;            /**< NULL when the log has no model */
-    const char *model_version;
-    const char *selected_instance_type;
-    double projected_hourly_savings;
+    const char *model_version;         /**< NULL when the log has no model */
+    const char *selected_instance_type;/**< target of a SWITCH */
+    double projected_hourly_savings;   /**< $/hour */
     uint64_t nulls;                    /**< SPOTDB_RECENT_EXPERIMENT_* bits */
 } spotdb_recent_experiment;
 
-/** Rows of spotdb_recent_experiment_list() (next_cursor always NULL). */
+/** Rows of spotdb_recent_experiment_list() (next_cursor always NULL);
+ *  free them with spotdb_recent_experiment_rows_free(). */
 typedef struct spotdb_recent_experiment_rows {
-    spotdb_recent_experiment *items;
-    size_t count;
-    const char *next_cursor;
+    spotdb_recent_experiment *items;   /**< `count` rows */
+    size_t count;                      /**< number of rows in `items` */
+    const char *next_cursor;           /**< always NULL */
 } spotdb_recent_experiment_rows;
 
 /** Filters of spotdb_recent_experiment_list(); NULL members do not filter. */
 typedef struct spotdb_recent_experiment_filter {
     unsigned int version;      /**< SPOTDB_RECENT_EXPERIMENT_FILTER_VERSION */
     const char *decision;      /**< "SWITCH", "STAY", "FALLBACK_ONDEMAND" */
-    const bool *is_shadow_run;
+    const bool *is_shadow_run; /**< only rows with this is_shadow_run */
 } spotdb_recent_experiment_filter;
 
 /** Version of spotdb_recent_experiment_filter this header describes. */
@@ -182,16 +211,26 @@ typedef struct spotdb_recent_experiment_filter {
  * from the view's 1000-row window.  The documented "recent real switches"
  * query is decision "SWITCH", is_shadow_run false, limit 10.
  *
- * @param[out] out the rows; free with spotdb_recent_experiment_rows_free().
+ * @param[out] out the rows (possibly none), or NULL on failure; free them
+ *             with spotdb_recent_experiment_rows_free().
+ * @param db open handle.
  * @param filter NULL for all.
  * @param limit at most this many rows; 0 for all (at most 1000).
- * @return 0; SPOTDB_EINVAL for a bad filter value or a negative limit.
+ * @return 0; SPOTDB_EINVAL for a bad filter value or a negative limit; or
+ *         a code of every call (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_recent_experiment_list(
     spotdb_recent_experiment_rows **out, spotdb_db *db,
     const spotdb_recent_experiment_filter *filter, int32_t limit);
 
-/** Receives one row of spotdb_recent_experiment_stream(). */
+/**
+ * Receives one row of spotdb_recent_experiment_stream(); see
+ * spotdb/rows.h.
+ *
+ * @param row the row; it and its strings are valid only during the call.
+ * @param payload the pointer given to spotdb_recent_experiment_stream().
+ * @return 0 to go on; any other value stops the stream, which returns it.
+ */
 typedef int (*spotdb_recent_experiment_cb)(
     const spotdb_recent_experiment *row, void *payload);
 
@@ -199,14 +238,26 @@ typedef int (*spotdb_recent_experiment_cb)(
  * The rows of spotdb_recent_experiment_list(), one at a time, in constant
  * memory (see spotdb/rows.h for the callback's rules).
  *
+ * @param db open handle; not to be used from inside `cb`.
+ * @param filter NULL for all.
  * @param limit at most this many rows; 0 for all (at most 1000).
- * @return 0; the callback's value when it stopped; SPOTDB_EINVAL.
+ * @param cb called once per row; the row is valid during the call only.
+ * @param payload passed to cb.
+ * @return 0 after the last row; the callback's value when it stopped;
+ *         SPOTDB_EINVAL for a bad filter value, a negative limit or a
+ *         NULL `cb`; or a code of every call
+ *         (@ref spotdb_common_codes "spotdb/errors.h").
  */
 SPOTDB_API int spotdb_recent_experiment_stream(
     spotdb_db *db, const spotdb_recent_experiment_filter *filter,
     int32_t limit, spotdb_recent_experiment_cb cb, void *payload);
 
-/** Free rows.  NULL is a no-op. */
+/**
+ * Free rows returned by spotdb_recent_experiment_list(), with their
+ * strings.
+ *
+ * @param rows the rows; NULL is a no-op.
+ */
 SPOTDB_API void spotdb_recent_experiment_rows_free(
     spotdb_recent_experiment_rows *rows);
 
