@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -305,4 +306,32 @@ spotdb_db *th_open(void)
 
     ck_assert_msg(rc == 0, "open: %s", spotdb_last_errmsg());
     return db;
+}
+
+int th_scaleout(const char *args)
+{
+    const char *tool = getenv("SPOTDB_SCALEOUT");
+    char line[1024];
+    FILE *p;
+    int st;
+
+    if (!tool)
+        return -1;
+    snprintf(line, sizeof line, "'%s' %s", tool, args);
+    if (!(p = popen(line, "r")))
+        return -1;
+    while (fgets(line, sizeof line, p)) {
+        char *eq, *end;
+
+        if (strncmp(line, "export ", 7) != 0 || !(eq = strchr(line, '=')))
+            continue;
+        *eq = '\0';
+        end = strrchr(eq + 2, '\'');
+        if (eq[1] != '\'' || !end)
+            continue;
+        *end = '\0';
+        setenv(line + 7, eq + 2, 1);
+    }
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }

@@ -75,6 +75,11 @@ void th_setup_migrated_db(void);
  * error. */
 struct spotdb_db *th_open(void);
 
+/* Run tools/pg-scaleout (path in SPOTDB_SCALEOUT) with `args`, words
+ * for the shell; its `export NAME='value'` lines go into this process's
+ * environment.  Returns its exit status, -1 when it cannot run. */
+int th_scaleout(const char *args);
+
 /* Run the suites, print Check's summary, return the exit status. */
 int th_run(Suite *s);
 

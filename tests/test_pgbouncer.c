@@ -44,37 +44,6 @@
 
 static char scaleout_dir[64];
 
-/* Run tools/pg-scaleout with `args`; its `export NAME='value'` lines go
- * into this process's environment.  Returns the exit status. */
-static int scaleout(const char *args)
-{
-    const char *tool = getenv("SPOTDB_SCALEOUT");
-    char cmd[1024], line[1024];
-    FILE *p;
-    int st;
-
-    if (!tool)
-        return -1;
-    snprintf(cmd, sizeof cmd, "'%s' %s", tool, args);
-    p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    while (fgets(line, sizeof line, p)) {
-        char *eq, *end;
-
-        if (strncmp(line, "export ", 7) != 0 || !(eq = strchr(line, '=')))
-            continue;
-        *eq = '\0';
-        end = strrchr(eq + 2, '\'');
-        if (eq[1] != '\'' || !end)
-            continue;
-        *end = '\0';
-        setenv(line + 7, eq + 2, 1);
-    }
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* Conninfo of database `dbname` through PgBouncer (static storage). */
 static const char *pgb_conninfo(const char *dbname)
 {
@@ -967,7 +936,7 @@ int main(void)
     }
     snprintf(args, sizeof args, "pgbouncer start '%s' --pool-size %d",
              scaleout_dir, POOL_SIZE);
-    if (scaleout(args) != 0 || !getenv("SPOTDB_PGB_SOCKET")) {
+    if (th_scaleout(args) != 0 || !getenv("SPOTDB_PGB_SOCKET")) {
         fprintf(stderr, "test_pgbouncer: tools/pg-scaleout could not start "
                 "pgbouncer\n");
         rmdir(scaleout_dir);
@@ -975,7 +944,7 @@ int main(void)
     }
     rc = th_run(pgbouncer_suite());
     snprintf(args, sizeof args, "pgbouncer stop '%s'", scaleout_dir);
-    scaleout(args);
+    th_scaleout(args);
     rmdir(scaleout_dir);
     return rc;
 }

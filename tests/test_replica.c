@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,36 +30,14 @@
 
 static char scaleout_dir[64];
 
-/* Run `tools/pg-scaleout standby CMD DIR [EXTRA]`; its `export NAME='value'`
- * lines go into this process's environment.  Returns the exit status. */
+/* tools/pg-scaleout standby CMD DIR [EXTRA]: th_scaleout(). */
 static int scaleout(const char *cmd, const char *extra)
 {
-    const char *tool = getenv("SPOTDB_SCALEOUT");
-    char line[1024];
-    FILE *p;
-    int st;
+    char args[512];
 
-    if (!tool)
-        return -1;
-    snprintf(line, sizeof line, "'%s' standby %s '%s' %s", tool, cmd,
-             scaleout_dir, extra ? extra : "");
-    p = popen(line, "r");
-    if (!p)
-        return -1;
-    while (fgets(line, sizeof line, p)) {
-        char *eq, *end;
-
-        if (strncmp(line, "export ", 7) != 0 || !(eq = strchr(line, '=')))
-            continue;
-        *eq = '\0';
-        end = strrchr(eq + 2, '\'');
-        if (eq[1] != '\'' || !end)
-            continue;
-        *end = '\0';
-        setenv(line + 7, eq + 2, 1);
-    }
-    st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    snprintf(args, sizeof args, "standby %s '%s' %s", cmd, scaleout_dir,
+             extra ? extra : "");
+    return th_scaleout(args);
 }
 
 static void standby(const char *cmd)
