@@ -80,6 +80,10 @@ struct spotdb_db *th_open(void);
  * environment.  Returns its exit status, -1 when it cannot run. */
 int th_scaleout(const char *args);
 
+/* Seconds on the monotonic clock, and a sleep of fractional seconds. */
+double th_now_s(void);
+void th_sleep_s(double s);
+
 /* Run the suites, print Check's summary, return the exit status. */
 int th_run(Suite *s);
 

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -52,23 +51,6 @@ static const char *pgb_conninfo(const char *dbname)
     snprintf(buf, sizeof buf, "host=%s port=%s user=postgres dbname=%s",
              getenv("SPOTDB_PGB_SOCKET"), getenv("SPOTDB_PGB_PORT"), dbname);
     return buf;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts;
-
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int ops_per_worker(void)
@@ -488,14 +470,14 @@ static totals run_workers(worker *w, PGconn *direct)
 
     /* A handle closed just before may still be leaving the server. */
     for (int k = 0; k < 250 && th_count(direct, SESSIONS) != 0; k++)
-        sleep_s(0.02);
+        th_sleep_s(0.02);
     /* Until its first server login completes, PgBouncer 1.18 opens a
      * server connection for every client that waits, past the pool
      * size; one client first, as in any running deployment. */
     prime = th_connect(w[0].conninfo);
     th_exec(prime, "SELECT 1");
     PQfinish(prime);
-    t0 = now_s();
+    t0 = th_now_s();
     atomic_store(&workers_done, 0);
     for (int i = 0; i < WORKERS; i++)
         ck_assert_int_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
@@ -508,11 +490,11 @@ static totals run_workers(worker *w, PGconn *direct)
             snprintf(r.sessions_seen, sizeof r.sessions_seen, "%s", v);
         }
         free(v);
-        sleep_s(0.02);
+        th_sleep_s(0.02);
     }
     for (int i = 0; i < WORKERS; i++)
         pthread_join(t[i], NULL);
-    r.seconds = now_s() - t0;
+    r.seconds = th_now_s() - t0;
     for (int i = 0; i < WORKERS; i++) {
         r.errors += w[i].errors;
         r.prepared_errors += w[i].prepared_errors;

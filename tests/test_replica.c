@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -88,23 +87,6 @@ static long standby_sessions(PGconn *self)
 {
     return th_qn(self, "SELECT count(*) FROM pg_stat_activity WHERE "
                  "datname = '%s' AND pid <> pg_backend_pid()", th_db_name());
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts;
-
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- trace --------------------------------------------------------------- */
@@ -408,7 +390,7 @@ START_TEST(standby_goes_away_and_comes_back)
     standby("halt");
     make_instance(db, 1, NULL);
     memset(&t, 0, sizeof t);
-    fell_back = now_s();
+    fell_back = th_now_s();
     ck_assert_int_eq(list_instances(db), 2);
     ck_assert_msg(t.failed <= 1, "%d failed statements on falling back",
                   t.failed);
@@ -419,7 +401,7 @@ START_TEST(standby_goes_away_and_comes_back)
     ck_assert_msg(t.failed <= 1, "%d failed statements after falling back",
                   t.failed);
     printf("standby gone: first routed read answered in %.3f s, %d "
-           "statement(s) failed and were re-sent\n", now_s() - fell_back,
+           "statement(s) failed and were re-sent\n", th_now_s() - fell_back,
            t.failed);
 
     /* It comes back.  Until RETRY_S after the fallback, routed reads stay
@@ -429,26 +411,26 @@ START_TEST(standby_goes_away_and_comes_back)
     sb = standby_connect(th_db_name());
     th_exec(sb, "SELECT pg_wal_replay_pause()");
     make_instance(db, 2, NULL);
-    back = now_s() - fell_back;
+    back = th_now_s() - fell_back;
     if (back < RETRY_S - 2) {
         ck_assert_int_eq(list_instances(db), 3);   /* the primary's */
         ck_assert_int_eq(standby_sessions(sb), 0);
     }
-    waited = RETRY_S + 1.0 - (now_s() - fell_back);
+    waited = RETRY_S + 1.0 - (th_now_s() - fell_back);
     if (waited > 0)
-        sleep_s(waited);
+        th_sleep_s(waited);
     memset(&t, 0, sizeof t);
     n = list_instances(db);
     ck_assert_msg(n == 2, "a routed read %.1f s after the fallback saw %lld "
                   "instances: it did not return to the standby (paused at 2)",
-                  now_s() - fell_back, (long long)n);
+                  th_now_s() - fell_back, (long long)n);
     ck_assert_int_eq(t.last_replica, 1);
     ck_assert_int_ge(standby_sessions(sb), 1);
     printf("standby back %.1f s after the fallback: routed reads %s, and "
            "on the standby again %.1f s after the fallback\n", back,
            back < RETRY_S - 2 ? "stayed on the primary until then"
                               : "(not checked before the retry)",
-           now_s() - fell_back);
+           th_now_s() - fell_back);
     th_exec(sb, "SELECT pg_wal_replay_resume()");
     spotdb_close(db);
     PQfinish(sb);
