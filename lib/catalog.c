@@ -256,7 +256,7 @@ static int current_schema(spotdb_db *db, char *bare, char *quoted, size_t sz)
     return 0;
 }
 
-static int probe_facts(spotdb_db *db, const spotdb__migration *m,
+static int probe_facts(spotdb_db *db, const spotdb__migration *m, size_t n,
                        const char *target_q, fact_list *ref)
 {
     int rc = spotdb__command(db, "CREATE SCHEMA " PROBE_SCHEMA,
@@ -267,9 +267,9 @@ static int probe_facts(spotdb_db *db, const spotdb__migration *m,
                              "SELECT set_config('search_path', '" PROBE_SCHEMA
                              ", ' || current_setting('search_path'), true)",
                              "setting search_path");
-    if (rc == 0)
-        rc = spotdb__run_script(db, m, "building the reference catalog from ",
-                                "");
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = spotdb__run_script(db, &m[i], "building the reference catalog "
+                                "from ", "");
     if (rc == 0)
         rc = spotdb__command(db, "SELECT set_config('search_path', "
                                  "'pg_catalog', true)",
@@ -302,8 +302,9 @@ static int schema_is_empty(spotdb_db *db, bool *empty)
     return 0;
 }
 
-int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
-                            int *match)
+/* `adoption`: word the differences for a database about to be adopted. */
+static int compare(spotdb_db *db, const spotdb__migration *m, size_t nm,
+                   bool adoption, int *match)
 {
     char target[256], target_q[260];
     fact_list ref = { 0 }, act = { 0 };
@@ -322,7 +323,7 @@ int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
     }
     if ((rc = spotdb__command(db, "SAVEPOINT spotdb_probe", "savepoint")) != 0)
         return rc;
-    rc = probe_facts(db, m, target_q, &ref);
+    rc = probe_facts(db, m, nm, target_q, &ref);
     if (rc == 0)
         rc = describe(db, target, target_q, target_q, &act);
     /* Whatever happened, the probe schema and search_path go away. */
@@ -342,6 +343,14 @@ int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
             size_t n = diff(&ref, &act, msg, sizeof msg);
             if (n == 0) {
                 *match = SPOTDB__CATALOG_EQUAL;
+            } else if (!adoption) {
+                spotdb__fail(db, SPOTDB_EADOPT,
+                             "schema \"%s\" differs from the schema that %s%s"
+                             "%s build%s: %zu difference%s%s%s", target,
+                             m->filename, nm > 1 ? " to " : "",
+                             nm > 1 ? m[nm - 1].filename : "",
+                             nm > 1 ? "" : "s", n, n == 1 ? "" : "s", msg,
+                             n > MAX_LISTED ? "; ..." : "");
             } else {
                 spotdb__fail(db, SPOTDB_EADOPT,
                              "schema \"%s\" holds part of the schema that %s "
@@ -354,4 +363,16 @@ int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
     facts_free(&ref);
     facts_free(&act);
     return rc;
+}
+
+int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
+                            int *match)
+{
+    return compare(db, m, 1, true, match);
+}
+
+int spotdb__catalog_compare_many(spotdb_db *db, const spotdb__migration *m,
+                                 size_t n, int *match)
+{
+    return compare(db, m, n, false, match);
 }

@@ -24,6 +24,28 @@ static const struct {
 };
 #define N_POSTGRES_ENV (sizeof postgres_env / sizeof postgres_env[0])
 
+/* A dead server or network noticed within 10 s (db.h), unless the
+ * settings say otherwise: an idle connection is probed after 5 s, every
+ * second, 3 times; data unacknowledged for 9 s gives up.  libpq applies
+ * them to TCP connections only. */
+static const struct {
+    const char *keyword, *value;
+} dead_peer[] = {
+    { "keepalives", "1" },
+    { "keepalives_idle", "5" },
+    { "keepalives_interval", "1" },
+    { "keepalives_count", "3" },
+    { "tcp_user_timeout", "9000" },
+};
+#define N_DEAD_PEER (sizeof dead_peer / sizeof dead_peer[0])
+
+/* Secure by default (db.h): a server reached over the network must prove
+ * who it is, so without an sslmode in the settings or PGSSLMODE, a
+ * non-local host gets sslmode=verify-full.  A library must not print a
+ * warning instead; spotdb_doctor_run() reports a connection that ended
+ * up unverified anyway. */
+#define SECURE_SSLMODE "verify-full"
+
 const char *spotdb__conn_source_name(int source)
 {
     switch (source) {
@@ -76,6 +98,81 @@ static void push(spotdb__conninfo *ci, const char *kw, const char *val)
         ci->password = val;
 }
 
+/* The last non-empty value of `kw`: libpq ignores empty ones. */
+static const char *setting(const spotdb__conninfo *ci, const char *kw)
+{
+    const char *v = NULL;
+
+    for (size_t i = 0; i < ci->count; i++)
+        if (strcmp(ci->keywords[i], kw) == 0 && ci->values[i][0])
+            v = ci->values[i];
+    return v;
+}
+
+/* Host names compare without regard to case (DNS), addresses exactly. */
+static bool same_name(const char *name, const char *h, size_t n)
+{
+    if (strlen(name) != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] - 'A' + 'a') : h[i];
+
+        if (name[i] != c)
+            return false;
+    }
+    return true;
+}
+
+static bool is_local_host(const char *h, size_t n)
+{
+    static const char *const local[] = { "localhost", "127.0.0.1", "::1" };
+
+    /* Empty: libpq's default, the unix socket; '/' or '@': a socket. */
+    if (n == 0 || h[0] == '/' || h[0] == '@')
+        return true;
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (same_name(local[i], h, n))
+            return true;
+    return false;
+}
+
+bool spotdb__hosts_local(const char *list)
+{
+    const char *p = list;
+
+    if (!p)
+        return true;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+
+        if (!is_local_host(p, n))
+            return false;
+        if (!p[n])
+            return true;
+        p += n + 1;
+    }
+}
+
+/* Whether to push the secure default: no sslmode anywhere libpq would
+ * find one, and a host or hostaddr (from the settings, else PGHOST and
+ * PGHOSTADDR) of which at least one is not local.  A service file may
+ * name both host and sslmode, and settings given here would override
+ * its sslmode: with a service, libpq decides alone. */
+static bool wants_verify_full(const spotdb__conninfo *ci)
+{
+    const char *host = setting(ci, "host"), *addr = setting(ci, "hostaddr");
+
+    if (setting(ci, "sslmode") || setting(ci, "requiressl") ||
+        nonempty_env("PGSSLMODE") || nonempty_env("PGREQUIRESSL") ||
+        setting(ci, "service") || nonempty_env("PGSERVICE"))
+        return false;
+    if (!host)
+        host = nonempty_env("PGHOST");
+    if (!addr)
+        addr = nonempty_env("PGHOSTADDR");
+    return !spotdb__hosts_local(host) || !spotdb__hosts_local(addr);
+}
+
 static int parse_raw(spotdb__conninfo *ci)
 {
     char *err = NULL;
@@ -104,8 +201,9 @@ static int parse_raw(spotdb__conninfo *ci)
 
 static size_t slots_needed(const spotdb__conninfo *ci)
 {
-    /* + timeout, fallback name, encoding, target_session_attrs, end */
-    size_t n = N_POSTGRES_ENV + 5;
+    /* + timeout, fallback name, encoding, target_session_attrs, sslmode,
+     * the N_DEAD_PEER settings, end */
+    size_t n = N_POSTGRES_ENV + 6 + N_DEAD_PEER;
 
     for (const PQconninfoOption *o = ci->parsed; o && o->keyword; o++)
         n++;
@@ -144,6 +242,11 @@ int spotdb__conninfo_resolve(spotdb__conninfo *ci, const char *conninfo,
                                                      : DEFAULT_CONNECT_TIMEOUT_S);
         push(ci, "connect_timeout", ci->timeout);
     }
+    for (size_t i = 0; i < N_DEAD_PEER; i++)
+        if (!has_keyword(ci, dead_peer[i].keyword))
+            push(ci, dead_peer[i].keyword, dead_peer[i].value);
+    if (wants_verify_full(ci))
+        push(ci, "sslmode", SECURE_SSLMODE);
     /* libpq uses the fallback only when nothing names application_name,
      * PGAPPNAME included. */
     push(ci, "fallback_application_name",

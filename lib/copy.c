@@ -167,8 +167,10 @@ static int send_rows(spotdb_db *db, const spotdb__table *t, const char *rows,
             rc = spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
         else if (b.len >= CHUNK || r + 1 == n) {
             if (PQputCopyData(db->conn, (const char *)b.data,
-                              (int)b.len) != 1)
+                              (int)b.len) != 1) {
+                db->unsure = false;     /* no COPY commits before its end */
                 rc = spotdb__fail_result(db, NULL, "insert_many: sending");
+            }
             b.len = 0;
         }
     }
@@ -241,9 +243,11 @@ static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
     PGresult *res;
 
     if (PQputCopyEnd(db->conn, rc ? "libspotdb: insert_many aborted"
-                                  : NULL) != 1 && rc == 0)
+                                  : NULL) != 1 && rc == 0) {
+        db->unsure = false;
         rc = spotdb__fail_result(db, NULL, "insert_many: ending the COPY");
-    while ((res = PQgetResult(db->conn)) != NULL) {
+    }
+    while (spotdb__await(db) && (res = PQgetResult(db->conn)) != NULL) {
         spotdb__trace(db, start, "inserting many", sql, NULL, res);
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
             *bad_row = find_bad_row(t, res, rows, n, fields, ids);
@@ -257,6 +261,8 @@ static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
         }
         PQclear(res);
     }
+    if (db->broken && rc == 0)
+        rc = spotdb__fail_none(db, "insert_many");
     return rc;
 }
 
@@ -272,9 +278,12 @@ int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
     if (!bad_row)
         bad_row = &ignored;
     *bad_row = -1;
-    spotdb__clear_error(db);
-    if (!db || !db->conn)
+    if (!db || !db->conn) {
+        spotdb__clear_error(db);
         return spotdb__fail(NULL, SPOTDB_EINVAL, "the handle is NULL");
+    }
+    if ((rc = spotdb__enter(db, true)) != 0)
+        return rc;
     if (n == 0)
         return 0;
     if (!rows)
@@ -293,10 +302,11 @@ int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
     }
     sql_columns(sql, sizeof sql, t, fields);
     start = spotdb__trace_start(db);
-    res = PQexec(db->conn, sql);
+    res = spotdb__run(db, sql, NULL, NULL);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         spotdb__trace(db, start, "inserting many", sql, NULL, res);
-        rc = spotdb__fail_result(db, res, "insert_many");
+        rc = res ? spotdb__fail_result(db, res, "insert_many")
+                 : spotdb__fail_none(db, "insert_many");
         PQclear(res);
         return rc;
     }

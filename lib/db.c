@@ -31,7 +31,8 @@ int spotdb_open_options_init(spotdb_open_options *opts, unsigned int version)
     static const size_t sizes[] = {
         0, offsetof(spotdb_open_options, schema_check),
         offsetof(spotdb_open_options, statements),
-        offsetof(spotdb_open_options, pooler), sizeof *opts,
+        offsetof(spotdb_open_options, pooler),
+        offsetof(spotdb_open_options, call_timeout_ms), sizeof *opts,
     };
 
     if (version >= 1 && version <= SPOTDB_OPEN_OPTIONS_VERSION)
@@ -69,7 +70,7 @@ static void one_line(char *s)
 
 /* Recorded on the handle, which redacts with the password and settings it
  * knows; spotdb_open hands the message on to the thread-local slot. */
-static int connect_failed(spotdb_db *db)
+int spotdb__connect_failed(spotdb_db *db)
 {
     char reason[SPOTDB__ERRMSG_MAX];
     const char *host = PQhost(db->conn), *port = PQport(db->conn);
@@ -86,11 +87,18 @@ static int connect_failed(spotdb_db *db)
 
 /* The server's notices (CREATE ... IF NOT EXISTS skipping, RAISE NOTICE
  * in migrations) are not errors, and a library must not write to the
- * application's stderr. */
-static void ignore_notice(void *arg, const char *message)
+ * application's stderr.  One matters: libpq hands a FATAL that arrives
+ * while no statement runs (a terminated backend, a server shutting down)
+ * to the notice receiver; found while a call probes its connection, it
+ * means the connection is gone even before its EOF arrives. */
+static void on_notice(void *arg, const PGresult *res)
 {
-    (void)arg;
-    (void)message;
+    spotdb_db *db = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+    if (db->probing && sev &&
+        (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+        db->doomed = true;
 }
 
 static bool is_utc(const char *tz)
@@ -105,7 +113,7 @@ int spotdb__setup_session(spotdb_db *db)
 {
     int rc;
 
-    PQsetNoticeProcessor(db->conn, ignore_notice, NULL);
+    PQsetNoticeReceiver(db->conn, on_notice, db);
     if (is_utc(PQparameterStatus(db->conn, "TimeZone")))
         return 0;
     rc = spotdb__command(db, "SET TimeZone TO 'UTC'", "setting TimeZone");
@@ -120,6 +128,7 @@ int spotdb__setup_session(spotdb_db *db)
 /* The options, defaults filled in, every value checked. */
 typedef struct open_settings {
     int check, statements, pooler, replica_reads;
+    int32_t call_timeout_ms;
 } open_settings;
 
 static int read_options(open_settings *o, const spotdb_open_options *opts)
@@ -143,6 +152,11 @@ static int read_options(open_settings *o, const spotdb_open_options *opts)
         o->pooler = opts->pooler;
         o->replica_reads = opts->replica_reads;
     }
+    if (opts->version >= 5)
+        o->call_timeout_ms = opts->call_timeout_ms;
+    if (o->call_timeout_ms < 0)
+        return spotdb__fail(NULL, SPOTDB_EINVAL,
+                            "spotdb_open: opts->call_timeout_ms must be >= 0");
     if (o->statements != SPOTDB_STATEMENTS_PREPARED &&
         o->statements != SPOTDB_STATEMENTS_UNNAMED)
         return spotdb__fail(NULL, SPOTDB_EINVAL,
@@ -195,6 +209,9 @@ static spotdb_db *new_handle(spotdb__conninfo *ci, const open_settings *o)
 
     if (!db)
         return NULL;
+    pthread_mutex_init(&db->cancel_lock, NULL);
+    atomic_init(&db->cancel_requested, false);
+    db->call_timeout_ms = o->call_timeout_ms;
     db->source = ci->source;
     db->unnamed = o->statements == SPOTDB_STATEMENTS_UNNAMED ||
                   o->pooler == SPOTDB_POOLER_TRANSACTION;
@@ -239,11 +256,13 @@ int spotdb_open(spotdb_db **out, const char *conninfo,
     if (!db->conn)
         rc = spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
     else if (PQstatus(db->conn) != CONNECTION_OK)
-        rc = connect_failed(db);
+        rc = spotdb__connect_failed(db);
     else if ((rc = spotdb__setup_session(db)) == 0)
         rc = detect_pooler(db, o.pooler);
     /* Nothing was prepared yet: all that ran was simple queries. */
     db->unnamed = db->unnamed || db->pooled;
+    if (rc == 0)
+        spotdb__cancel_refresh(db);
     if (rc == 0 && o.check == SPOTDB_SCHEMA_CHECK_REQUIRE)
         rc = spotdb__schema_handshake(db, &spotdb__builtin_migrations);
     if (rc != 0) {
@@ -273,6 +292,8 @@ void spotdb_close(spotdb_db *db)
     spotdb__replica_close(db);
     if (db->conn)
         PQfinish(db->conn);
+    PQfreeCancel(db->cancel);
+    pthread_mutex_destroy(&db->cancel_lock);
     spotdb__statements_forget(db);
     spotdb__wipe_free(db->password);
     spotdb__wipe_free(db->raw);
@@ -306,12 +327,26 @@ PGresult *spotdb__check_result(spotdb_db *db, PGresult *res,
 
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
-    if (!res && PQstatus(db->conn) == CONNECTION_OK)
-        spotdb__fail(db, SPOTDB_ENOMEM, "%s: out of memory", what);
-    else
+    if (res)
         spotdb__fail_result(db, res, "%s", what);
+    else
+        spotdb__fail_none(db, what);
     PQclear(res);
     return NULL;
+}
+
+int spotdb__fail_none(spotdb_db *db, const char *what)
+{
+    if (db->errcode)
+        return db->errcode;     /* said already (a reconnect that failed) */
+    if (db->timed_out || db->broken)
+        return spotdb__fail(db, spotdb__code_of(db, NULL), "%s: no answer "
+                            "within the call's deadline of %d ms, nor to its "
+                            "cancel: the connection was abandoned", what,
+                            (int)db->call_timeout_ms);
+    if (PQstatus(db->conn) == CONNECTION_OK && db->sent)
+        return spotdb__fail(db, SPOTDB_ENOMEM, "%s: out of memory", what);
+    return spotdb__fail_result(db, NULL, "%s", what);
 }
 
 PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what)
@@ -323,8 +358,7 @@ PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
                               const char *const *params, const char *what)
 {
     int64_t start = spotdb__trace_start(db);
-    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
-                                 NULL, 0);
+    PGresult *res = spotdb__run_text(db, sql, nparams, params);
 
     spotdb__trace(db, start, what, sql, NULL, res);
     return spotdb__check_result(db, res, what);

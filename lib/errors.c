@@ -28,6 +28,10 @@ const char *spotdb_strerror(int code)
     case SPOTDB_EADOPT: return "existing schema cannot be adopted";
     case SPOTDB_ELOCKED: return "migration lock not acquired";
     case SPOTDB_EPOOLER: return "needs a direct connection, not a pooler";
+    case SPOTDB_ETIMEOUT: return "deadline passed";
+    case SPOTDB_ECANCELED: return "cancelled";
+    case SPOTDB_EUNKNOWN: return "outcome unknown: the connection broke after the write was sent";
+    case SPOTDB_ESERIALIZATION: return "serialization failure or deadlock: retry the transaction";
     default: return "unknown error";
     }
 }
@@ -98,6 +102,8 @@ int spotdb__code_for_sqlstate(const char *sqlstate, bool conn_ok)
         return SPOTDB_EINVAL;
     if (strcmp(sqlstate, "53200") == 0)
         return SPOTDB_ENOMEM;
+    if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
+        return SPOTDB_ESERIALIZATION;
     if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0)
         return SPOTDB_ECONN;
     return SPOTDB_ESQL;
@@ -154,8 +160,8 @@ int spotdb__fail_result(spotdb_db *db, const PGresult *res,
 {
     char ctx[SPOTDB__ERRMSG_MAX / 2], srv[SPOTDB__ERRMSG_MAX];
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    bool conn_ok = db && spotdb__conn_ok(db->conn, state);
-    int code = spotdb__code_for_sqlstate(state, conn_ok);
+    int code = db ? spotdb__code_of(db, res)
+                  : spotdb__code_for_sqlstate(state, false);
     va_list ap;
 
     va_start(ap, fmt);

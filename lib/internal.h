@@ -5,7 +5,9 @@
 #ifndef SPOTDB_INTERNAL_H
 #define SPOTDB_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <libpq-fe.h>
 
@@ -32,10 +34,15 @@ typedef struct spotdb__link {
     PGconn *conn;
     struct spotdb__statement *statements;   /* statements.c's cache */
     size_t nstatements;
+    PGcancel *cancel;               /* for spotdb_cancel(), under lock */
 } spotdb__link;
 
 struct spotdb_db {
     PGconn *conn;
+    PGcancel *cancel;               /* conn's, read by spotdb_cancel() from
+                                       other threads: under cancel_lock */
+    pthread_mutex_t cancel_lock;
+    atomic_bool cancel_requested;   /* spotdb_cancel() during this call */
     int source;                     /* spotdb_conn_source */
     char *password;                 /* known secret, for redaction only */
     char *raw;                      /* settings as given, for redaction */
@@ -57,6 +64,22 @@ struct spotdb_db {
     bool on_replica;
     int64_t read_on_primary_since;
     uint64_t rows_handed;
+    /* The running call (io.c): its deadline (monotonic us, 0 for none),
+     * whether it passed, whether the statement sent, if its answer is
+     * lost, leaves the outcome unknown (a write outside a transaction, a
+     * COMMIT), and whether it was sent at all. */
+    int32_t call_timeout_ms;
+    int64_t deadline_us;
+    bool timed_out;
+    bool unsure;
+    bool sent;
+    bool completed;                 /* a success result came for it */
+    bool broken;                    /* abandoned: reconnect at the next call */
+    bool probe_pending;             /* the call has not checked its
+                                       connection yet */
+    bool probing, doomed;           /* io.c's probe, and a FATAL it found */
+    bool tx_open;                   /* between spotdb_begin and its end */
+    unsigned long reconnects;
     /* The trace hook (trace.c). */
     spotdb_trace_fn trace_fn;
     void *trace_payload;
@@ -112,6 +135,44 @@ PGresult *spotdb__pq_exec(spotdb_db *db, const char *sql, const char *name);
 void spotdb__quiet(spotdb_db *db, const char *sql, const char *name);
 int64_t spotdb__monotonic_us(void);
 
+/* ---- io.c -------------------------------------------------------------- */
+
+struct spotdb__params;              /* table.h */
+
+/* Start of a public call on a handle: forget the last failure, set the
+ * call's deadline (when `timed`); before its first statement the call
+ * then reconnects a connection that broke since the last call.  Returns
+ * 0 (a code, should it ever need to fail). */
+int spotdb__enter(spotdb_db *db, bool timed);
+/* Before the first statement of a call (so that a call refused by the
+ * library's own checks never touches the network): reconnect a lost
+ * connection, unless a transaction was open on it.  Anything that points
+ * into the statement cache must be looked up after it, since a reconnect
+ * empties the cache.  False with the failure recorded. */
+bool spotdb__ready(spotdb_db *db);
+/* Send `sql` (simple protocol when p is NULL; prepared statement `name`
+ * when not NULL; else unnamed with parameters) and collect its results
+ * as PQexec does, within the call's deadline.  NULL when nothing came
+ * (then the handle knows why: out of memory, a send that failed, an
+ * abandoned connection); the caller checks the result. */
+PGresult *spotdb__run(spotdb_db *db, const char *sql, const char *name,
+                      const struct spotdb__params *p);
+/* The same with text parameters and text results. */
+PGresult *spotdb__run_text(spotdb_db *db, const char *sql, int n,
+                           const char *const *values);
+/* PREPARE `name` as `sql`, the same way. */
+PGresult *spotdb__prepare(spotdb_db *db, const char *name, const char *sql,
+                          const struct spotdb__params *p);
+/* Wait, within the deadline, until PQgetResult will not block; false when
+ * the connection had to be abandoned (the handle is then broken). */
+bool spotdb__await(spotdb_db *db);
+/* Create or refresh the cancel object of the current connection. */
+void spotdb__cancel_refresh(spotdb_db *db);
+/* The code of a failed result (NULL: none came) on this handle: the
+ * SQLSTATE's, refined by what the call knows (its deadline, a cancel,
+ * an answer lost after a write was sent). */
+int spotdb__code_of(spotdb_db *db, const PGresult *res);
+
 /* ---- replica.c --------------------------------------------------------- */
 
 /* Around a replica-safe read: route_begin switches the handle to the read
@@ -129,6 +190,9 @@ spotdb__settings *spotdb__settings_copy(const char *const *keywords,
                                         const char *const *values,
                                         const char *attrs);
 void spotdb__settings_free(spotdb__settings *s);
+/* Note where the current read connection landed, after it was opened or
+ * reopened: on a primary, it is replaced after a while. */
+void spotdb__replica_landed(spotdb_db *db);
 /* Close the read connection, if any (spotdb_close). */
 void spotdb__replica_close(spotdb_db *db);
 
@@ -155,6 +219,10 @@ void spotdb__conninfo_free(spotdb__conninfo *ci);
 void spotdb__conninfo_set(spotdb__conninfo *ci, const char *kw,
                           const char *val);
 const char *spotdb__conn_source_name(int source);
+/* Whether every entry of a comma-separated host or hostaddr list (NULL:
+ * libpq's default) is local: a unix-socket path, localhost, 127.0.0.1 or
+ * ::1.  The rule of the sslmode=verify-full default (db.h). */
+bool spotdb__hosts_local(const char *list);
 
 /* ---- db.c -------------------------------------------------------------- */
 
@@ -162,6 +230,9 @@ const char *spotdb__conn_source_name(int source);
  * context, and clearing it) unless the command or query succeeded. */
 PGresult *spotdb__check_result(spotdb_db *db, PGresult *res,
                                const char *what);
+/* Record the failure of a statement that gave no result at all (out of
+ * memory, not sent, abandoned at its deadline); returns the code. */
+int spotdb__fail_none(spotdb_db *db, const char *what);
 /* Run a statement without parameters; on failure records the error with
  * `what` as context and returns NULL (the result is cleared). */
 PGresult *spotdb__exec(spotdb_db *db, const char *sql, const char *what);
@@ -170,6 +241,9 @@ PGresult *spotdb__exec_params(spotdb_db *db, const char *sql, int nparams,
                               const char *const *params, const char *what);
 /* Zero a secret string, then free it (NULL is a no-op). */
 void spotdb__wipe_free(char *s);
+/* Record why the handle's connection could not be opened (host, port,
+ * where the settings came from, libpq's reason on one line): ECONN. */
+int spotdb__connect_failed(spotdb_db *db);
 /* Session set-up of a new connection (notices, TimeZone UTC). */
 int spotdb__setup_session(spotdb_db *db);
 /* Run a command whose result is not needed; returns 0 or a spotdb code. */
@@ -259,6 +333,11 @@ enum spotdb__catalog_match {
  * 0 or a spotdb code. */
 int spotdb__catalog_compare(spotdb_db *db, const spotdb__migration *m,
                             int *match);
+/* The same with the catalog that the `n` migrations from `m` on build,
+ * run in order (spotdb_doctor_run: the applied ones); the differences
+ * are worded as drift, not as a refused adoption. */
+int spotdb__catalog_compare_many(spotdb_db *db, const spotdb__migration *m,
+                                 size_t n, int *match);
 
 /* ---- statements.c ---------------------------------------------------- */
 

@@ -464,7 +464,8 @@ int spotdb__migrate_set(spotdb_db *db, const spotdb__migration_set *set,
     if (!db)
         return spotdb__fail(NULL, SPOTDB_EINVAL,
                             "spotdb_migrate: db must not be NULL");
-    spotdb__clear_error(db);
+    if ((rc = spotdb__enter(db, false)) != 0)
+        return rc;
     if (!opts)
         opts = &defaults;
     if ((rc = check_options(db, set, opts)) != 0)
@@ -594,7 +595,8 @@ int spotdb__status_set(spotdb_status **out, spotdb_db *db,
         return spotdb__fail(db, SPOTDB_EINVAL,
                             "spotdb_status_get: out and db must not be NULL");
     *out = NULL;
-    spotdb__clear_error(db);
+    if ((rc = spotdb__enter(db, false)) != 0)
+        return rc;
     if ((rc = tracking_exists(db, &exists)) != 0)
         return rc;
     if (exists && (rc = load_applied(db, &l)) != 0)

@@ -110,6 +110,10 @@ static void find_keyword_values(const char *t, spans *sp, bool raw)
                        !(in_uri && (t[j] == '&' || t[j] == '#')))
                     j++;
                 add_span(sp, g, j);
+                /* Scan that text again: it may hold the next
+                 * "password=''secret" (libpq ends the value at the
+                 * quote). */
+                j = g;
             }
         } else {
             while (!ends_value(t[j]) && !(in_uri && (t[j] == '&' || t[j] == '#')))
@@ -130,13 +134,16 @@ static bool all_digits(const char *t, size_t start, size_t end)
 
 /* libpq's own rule: the user info runs to the first '@' unless a '/'
  * comes first, blanks, '?', '#' and quotes included; the password is what
- * follows its first ':'. */
-static void find_libpq_userinfo(const char *t, size_t base, spans *sp)
+ * follows its first ':'.  In a message (not raw) a line ends the search:
+ * an '@' on another line belongs to something else. */
+static void find_libpq_userinfo(const char *t, size_t base, spans *sp,
+                                bool raw)
 {
     size_t k = base, colon = 0;
     bool has_colon = false;
 
-    for (; t[k] && t[k] != '@' && t[k] != '/' && t[k] != '\n'; k++)
+    for (; t[k] && t[k] != '@' && t[k] != '/' && (raw || t[k] != '\n');
+         k++)
         if (t[k] == ':' && !has_colon) {
             colon = k;
             has_colon = true;
@@ -149,13 +156,13 @@ static void find_libpq_userinfo(const char *t, size_t base, spans *sp)
  * the query, so a password holding a raw '/' is still caught.  Without an
  * '@' (a truncated or malformed URI) whatever follows the first ':' is
  * masked unless it is a port number. */
-static void find_uri_userinfo(const char *t, spans *sp)
+static void find_uri_userinfo(const char *t, spans *sp, bool raw)
 {
     for (const char *p = strstr(t, "://"); p; p = strstr(p + 3, "://")) {
         size_t base = (size_t)(p + 3 - t), end = base, at = 0, colon = 0;
         bool has_at = false, has_colon = false;
 
-        find_libpq_userinfo(t, base, sp);
+        find_libpq_userinfo(t, base, sp, raw);
         while (!ends_value(t[end]) && t[end] != '?' && t[end] != '#') {
             if (t[end] == '@') {
                 at = end;
@@ -178,9 +185,11 @@ static void find_uri_userinfo(const char *t, spans *sp)
             while (stop < end && t[stop] != '/')
                 stop++;
             if (!all_digits(t, colon + 1, stop)) {
-                /* libpq reads "u:secret/db" as host u, port secret. */
+                /* libpq reads "u:secret/db" as host u, port secret;
+                 * a ',' in it starts another host, and libpq quotes the
+                 * list of ports, so the pieces are masked too. */
                 add_span_split(sp, colon + 1, stop, false);
-                add_span_split(sp, colon + 1, end, false);
+                add_span(sp, colon + 1, end);
             }
         }
     }
@@ -213,13 +222,31 @@ static void percent_decode(char *out, const char *in, size_t len)
     out[o] = '\0';
 }
 
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* A blank of the secret matches any blank of the message: messages are
+ * made one line (newlines and tabs become spaces) before they are
+ * redacted, so a secret with a newline would otherwise slip through. */
 static void mask_literal(spans *sp, const char *t, const char *secret,
                          size_t slen)
 {
     if (slen == 0)
         return;
-    for (const char *p = strstr(t, secret); p; p = strstr(p + slen, secret))
-        add_span(sp, (size_t)(p - t), (size_t)(p - t) + slen);
+    for (size_t i = 0; t[i]; i++) {
+        size_t k = 0;
+
+        while (k < slen && t[i + k] &&
+               (t[i + k] == secret[k] ||
+                (blank(t[i + k]) && blank(secret[k]))))
+            k++;
+        if (k == slen) {
+            add_span(sp, i, i + slen);
+            i += slen - 1;
+        }
+    }
 }
 
 static int cmp_span(const void *a, const void *b)
@@ -278,7 +305,8 @@ static void emit(char *out, size_t outsz, const char *t, spans *sp)
 #define MIN_PIECE 4
 static void mask_pieces(spans *sp, const char *t, const char *v, size_t n)
 {
-    static const char seps[] = " \t\r\n'\"\\@/:?&#=[],";
+    /* libpq's blanks are isspace()'s: \f and \v end a token too. */
+    static const char seps[] = " \t\r\n\f\v'\"\\@/:?&#=[],";
     char buf[1024];
 
     for (size_t i = 0; i < n;) {
@@ -306,7 +334,7 @@ static void collect_raw(spans *sp, const char *t, const char *raw)
     char buf[1024];
 
     find_keyword_values(raw, &rs, true);
-    find_uri_userinfo(raw, &rs);
+    find_uri_userinfo(raw, &rs, true);
     if (rs.overflow)
         sp->overflow = true;
     for (size_t k = 0; k < rs.n; k++) {
@@ -371,7 +399,7 @@ static void collect(spans *sp, const char *t, const char *const *secrets)
     const char *env = getenv("PGPASSWORD");
 
     find_keyword_values(t, sp, false);
-    find_uri_userinfo(t, sp);
+    find_uri_userinfo(t, sp, false);
     find_bcrypt(t, sp);
     for (size_t k = 0; secrets && secrets[k]; k++)
         collect_secret(sp, t, secrets[k]);

@@ -70,19 +70,29 @@ void spotdb__settings_free(spotdb__settings *s)
     free(s);
 }
 
+/* Under the cancel lock: spotdb_cancel() on another thread must find
+ * the cancel object of the connection in use. */
 static void swap(spotdb_db *db)
 {
-    spotdb__link cur = { db->conn, db->statements, db->nstatements };
+    spotdb__link cur = { db->conn, db->statements, db->nstatements,
+                         db->cancel };
 
+    pthread_mutex_lock(&db->cancel_lock);
     db->conn = db->other.conn;
     db->statements = db->other.statements;
     db->nstatements = db->other.nstatements;
+    db->cancel = db->other.cancel;
     db->other = cur;
+    pthread_mutex_unlock(&db->cancel_lock);
 }
 
 /* Drop the read connection, which must be the current one. */
 static void drop_current(spotdb_db *db)
 {
+    pthread_mutex_lock(&db->cancel_lock);
+    PQfreeCancel(db->cancel);
+    db->cancel = NULL;
+    pthread_mutex_unlock(&db->cancel_lock);
     PQfinish(db->conn);
     db->conn = NULL;
     spotdb__statements_forget(db);
@@ -93,7 +103,6 @@ static void drop_current(spotdb_db *db)
  * RETRY_US. */
 static bool open_current(spotdb_db *db)
 {
-    const char *standby;
     int64_t now = spotdb__monotonic_us();
 
     db->conn = PQconnectdbParams((const char *const *)db->read_settings->keywords,
@@ -105,11 +114,19 @@ static bool open_current(spotdb_db *db)
         db->read_on_primary_since = now ? now : 1;
         return false;
     }
+    spotdb__cancel_refresh(db);
+    spotdb__replica_landed(db);
+    return true;
+}
+
+void spotdb__replica_landed(spotdb_db *db)
+{
     /* Reported by servers from PostgreSQL 14 on. */
-    standby = PQparameterStatus(db->conn, "in_hot_standby");
+    const char *standby = PQparameterStatus(db->conn, "in_hot_standby");
+    int64_t now = spotdb__monotonic_us();
+
     db->read_on_primary_since = standby && strcmp(standby, "on") == 0
                                     ? 0 : (now ? now : 1);
-    return true;
 }
 
 /* Whether the read connection should be (re)opened now: it is missing or

@@ -83,11 +83,10 @@ static const char *prepared(spotdb_db *db, const char *sql,
     /* Names never repeat on a connection: a DEALLOCATE that failed (in an
      * aborted transaction, say) must not make a new PREPARE collide. */
     snprintf(s->name, sizeof s->name, "spotdb_%lu", db->statement_serial++);
-    res = PQprepare(db->conn, s->name, sql, p->n, p->types);
+    res = spotdb__prepare(db, s->name, sql, p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        /* No result at all is libpq out of memory: like the cases above,
-         * the statement then runs unnamed, which fails on its own if
-         * memory is still short. */
+        /* No result at all is out of memory, a failed send or a deadline:
+         * the statement then runs unnamed, and spotdb__run says which. */
         free(s->sql);
         *failed = res;
         return NULL;
@@ -103,38 +102,15 @@ PGresult *spotdb__execute(spotdb_db *db, const char *sql,
                           const spotdb__params *p, const char *what)
 {
     int64_t start = spotdb__trace_start(db);
-    PGresult *failed;
-    const char *name = prepared(db, sql, p, &failed);
-    PGresult *res;
+    PGresult *failed = NULL, *res;
+    const char *name = NULL;
 
-    if (failed) {
+    if (!spotdb__ready(db) ||
+        (!(name = prepared(db, sql, p, &failed)) && failed)) {
         spotdb__trace(db, start, what, sql, NULL, failed);
         return spotdb__check_result(db, failed, what);
     }
-    res = name ? PQexecPrepared(db->conn, name, p->n, p->values, p->lengths,
-                                p->formats, 1)
-               : PQexecParams(db->conn, sql, p->n, p->types, p->values,
-                              p->lengths, p->formats, 1);
+    res = spotdb__run(db, sql, name, p);
     spotdb__trace(db, start, what, sql, name, res);
     return spotdb__check_result(db, res, what);
-}
-
-int spotdb__send(spotdb_db *db, const char *sql, const spotdb__params *p,
-                 const char *what)
-{
-    PGresult *failed;
-    const char *name = prepared(db, sql, p, &failed);
-    int sent;
-
-    if (failed) {
-        spotdb__check_result(db, failed, what);
-        return db->errcode;
-    }
-    sent = name ? PQsendQueryPrepared(db->conn, name, p->n, p->values,
-                                      p->lengths, p->formats, 1)
-                : PQsendQueryParams(db->conn, sql, p->n, p->types,
-                                    p->values, p->lengths, p->formats, 1);
-    if (!sent)
-        return spotdb__fail_result(db, NULL, "%s", what);
-    return 0;
 }

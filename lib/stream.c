@@ -37,9 +37,12 @@ static int send_fetch(spotdb_db *db, const char *what, int64_t *sent_at)
 /* The next FETCH's result, and the NULL that ends it. */
 static PGresult *next_batch(spotdb_db *db)
 {
-    PGresult *res = PQgetResult(db->conn), *end;
+    PGresult *res, *end;
 
-    while (res && (end = PQgetResult(db->conn)) != NULL)
+    if (!spotdb__await(db))
+        return NULL;            /* the deadline abandoned the connection */
+    res = PQgetResult(db->conn);
+    while (res && spotdb__await(db) && (end = PQgetResult(db->conn)) != NULL)
         PQclear(end);           /* not expected: one result per FETCH */
     return res;
 }
@@ -80,7 +83,9 @@ static int drain(spotdb_db *db, const spotdb__table *t, const char *what,
         spotdb__trace(db, sent_at[received++ % 2], what, FETCH, NULL, res);
         in_flight--;
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            if (rc == 0)
+            if (rc == 0 && !res)
+                rc = spotdb__fail_none(db, what);
+            else if (rc == 0)
                 rc = spotdb__fail_result(db, res, "%s", what);
             more = false;
         } else if (PQntuples(res) < BATCH_ROWS) {
@@ -94,7 +99,10 @@ static int drain(spotdb_db *db, const spotdb__table *t, const char *what,
             more = false;
         PQclear(res);
     }
-    /* Leave pipeline mode through a sync, whatever happened. */
+    /* Leave pipeline mode through a sync, whatever happened; an abandoned
+     * connection is reset by the next call instead. */
+    if (db->broken)
+        return rc;
     PQpipelineSync(db->conn);
     while ((res = PQgetResult(db->conn)) != NULL ||
            PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
@@ -130,8 +138,7 @@ int spotdb__stream_rows(spotdb_db *db, const spotdb__table *t,
     if (own && (rc = spotdb__command(db, "BEGIN", what)) != 0)
         goto out;
     start = spotdb__trace_start(db);
-    res = PQexecParams(db->conn, declare, p->n, p->types, p->values,
-                       p->lengths, p->formats, 1);
+    res = spotdb__run(db, declare, NULL, p);
     spotdb__trace(db, start, what, declare, NULL, res);
     res = spotdb__check_result(db, res, what);
     if (!res) {

@@ -387,10 +387,11 @@ static int begin_call(spotdb_db *db, void **out)
 {
     if (out)
         *out = NULL;
-    spotdb__clear_error(db);
-    if (!db || !db->conn)
+    if (!db || !db->conn) {
+        spotdb__clear_error(db);
         return spotdb__fail(NULL, SPOTDB_EINVAL, "the handle is NULL");
-    return 0;
+    }
+    return spotdb__enter(db, true);
 }
 
 static int check_id(spotdb_db *db, const spotdb__table *t, const char *id)
@@ -436,9 +437,11 @@ static PGresult *run_write(spotdb_db *db, const spotdb__table *t,
     PGresult *res = run(db, sql, p, what);
     char msg[SPOTDB__ERRMSG_MAX];
 
-    if (res || (strcmp(db->sqlstate, "22P02") != 0 &&
-                strcmp(db->sqlstate, "22P05") != 0) ||
-        !strstr(db->errmsg, "json"))
+    /* 22P05 is jsonb refusing \u0000; 22P02 can be any input syntax, so
+     * it counts only when the message is about JSON. */
+    if (res || (strcmp(db->sqlstate, "22P05") != 0 &&
+                (strcmp(db->sqlstate, "22P02") != 0 ||
+                 !strstr(db->errmsg, "json"))))
         return res;
     for (size_t i = 0; i < t->ncolumns; i++)
         if (t->columns[i].type == SPOTDB__JSON &&

@@ -168,9 +168,6 @@ int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
  * unnamed; NULL with the error recorded (`what` as context). */
 PGresult *spotdb__execute(spotdb_db *db, const char *sql,
                           const spotdb__params *p, const char *what);
-/* The same, only sent: results are read with PQgetResult (streaming). */
-int spotdb__send(spotdb_db *db, const char *sql, const spotdb__params *p,
-                 const char *what);
 
 
 /* ---- table.c ----------------------------------------------------------- */

@@ -64,10 +64,9 @@ void spotdb__trace(spotdb_db *db, int64_t start, const char *name,
     ev.rows = ok ? rows_of(res) : -1;
     ev.sqlstate = !ok && state ? state : "";
     if (!ok)
-        ev.code = !res && PQstatus(db->conn) == CONNECTION_OK
-                      ? SPOTDB_ENOMEM
-                      : spotdb__code_for_sqlstate(
-                            state, spotdb__conn_ok(db->conn, state));
+        ev.code = !res && !db->timed_out && !db->broken &&
+                          PQstatus(db->conn) == CONNECTION_OK
+                      ? SPOTDB_ENOMEM : spotdb__code_of(db, res);
     ev.replica = db->on_replica;
     db->trace_fn(&ev, db->trace_payload);
 }
@@ -75,7 +74,7 @@ void spotdb__trace(spotdb_db *db, int64_t start, const char *name,
 PGresult *spotdb__pq_exec(spotdb_db *db, const char *sql, const char *name)
 {
     int64_t start = spotdb__trace_start(db);
-    PGresult *res = PQexec(db->conn, sql);
+    PGresult *res = spotdb__run(db, sql, NULL, NULL);
 
     spotdb__trace(db, start, name, sql, NULL, res);
     return res;

@@ -98,7 +98,8 @@ int spotdb_user_create(spotdb_user **out, spotdb_db *db,
 
     if (out)
         *out = NULL;
-    spotdb__clear_error(db);
+    if ((rc = spotdb__enter(db, true)) != 0)
+        return rc;
     if (!db)
         return spotdb__fail(NULL, SPOTDB_EINVAL, "the handle is NULL");
     /* The cheap checks first: a bad email must not cost a bcrypt. */
@@ -119,7 +120,8 @@ int spotdb_user_set_password(spotdb_db *db, const char *id,
     char hash[SPOTDB__HASH_LEN + 1];
     int rc;
 
-    spotdb__clear_error(db);
+    if ((rc = spotdb__enter(db, true)) != 0)
+        return rc;
     if (!db)
         return spotdb__fail(NULL, SPOTDB_EINVAL, "the handle is NULL");
     if (!id || !spotdb__is_uuid(id))
@@ -179,7 +181,8 @@ int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
 
     if (out)
         *out = NULL;
-    spotdb__clear_error(db);
+    if ((rc = spotdb__enter(db, true)) != 0)
+        return rc;
     if (!db || !out || !login)
         return spotdb__fail(db, SPOTDB_EINVAL, "authenticate: db, out and "
                             "login must not be NULL");

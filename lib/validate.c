@@ -234,14 +234,17 @@ bool spotdb__rule_json(const char *s, char *why, size_t n)
 
     if (!tok)
         return fail(why, n, "could not be checked (out of memory)");
-    if (len > INT32_MAX) {
+    if (len >= INT32_MAX) {
         if (own)
             json_tokener_free(tok);
         return fail(why, n, "is too long to check");
     }
-    obj = json_tokener_parse_ex(tok, s, (int)len);
+    /* With the terminating NUL: it ends a number or word at the very end
+     * ("1", "true"), which json-c would otherwise wait to see continue.
+     * JSON null parses to a NULL object. */
+    obj = json_tokener_parse_ex(tok, s, (int)len + 1);
     err = json_tokener_get_error(tok);
-    ok = obj && err == json_tokener_success;
+    ok = err == json_tokener_success;
     end = ok ? json_tokener_get_parse_end(tok) : 0;
     while (ok && end < len && isspace((unsigned char)s[end]))
         end++;

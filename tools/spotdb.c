@@ -23,6 +23,8 @@ static const char usage_main[] =
     "  migrate   apply pending schema migrations\n"
     "  status    show the schema version, applied and pending migrations\n"
     "  version   show the library and schema versions\n"
+    "  doctor    check for the default admin password, shared external ids,\n"
+    "            an unverified TLS connection and schema drift\n"
     "\n"
     "Options:\n"
     "  -d, --database CONNINFO  libpq settings or URI; without it, DATABASE_URL,\n"
@@ -55,6 +57,18 @@ static const char usage_version[] =
     "\n"
     "Show the library version and the schema versions it embeds.  Needs no\n"
     "database.\n";
+
+static const char usage_doctor[] =
+    "usage: spotdb doctor\n"
+    "\n"
+    "Check the database and the connection for what an operator should fix:\n"
+    "the default admin password still set, accounts sharing an external id,\n"
+    "a connection to a non-local host without verified TLS, migrations\n"
+    "changed, unknown or pending, and a schema that differs from what the\n"
+    "applied migrations build.  Prints one line per finding, 'SEVERITY CODE:\n"
+    "message' (severity info, warning or error), or 'no findings'.  Changes\n"
+    "nothing.  Exit status: 0 when no finding is a warning or an error, 1\n"
+    "otherwise or when the checks could not run, 2 for a usage error.\n";
 
 static int usage_error(const char *msg, const char *usage)
 {
@@ -233,6 +247,24 @@ static int cmd_status(spotdb_db *db)
     return EXIT_SUCCESS;
 }
 
+static int cmd_doctor(spotdb_db *db)
+{
+    spotdb_doctor_report *r;
+    int rc;
+
+    if ((rc = spotdb_doctor_run(&r, db)) != 0)
+        return fail(db, rc);
+    for (size_t i = 0; i < r->count; i++)
+        printf("%s %s: %s\n",
+               spotdb_doctor_severity_name(r->findings[i].severity),
+               r->findings[i].code, r->findings[i].message);
+    if (r->count == 0)
+        printf("no findings\n");
+    rc = r->worst >= SPOTDB_DOCTOR_WARNING ? EXIT_FAILURE : EXIT_SUCCESS;
+    spotdb_doctor_report_free(r);
+    return rc;
+}
+
 static int cmd_version(int argc)
 {
     spotdb_migration_info m;
@@ -285,13 +317,14 @@ int main(int argc, char **argv)
         return EXIT_SUCCESS;
     }
     if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "status") != 0 &&
-        strcmp(cmd, "version") != 0) {
+        strcmp(cmd, "version") != 0 && strcmp(cmd, "doctor") != 0) {
         fprintf(stderr, "spotdb: unknown command '%s'\n", cmd);
         return usage_error("", usage_main);
     }
     if (wants_help(argc, argv)) {
         fputs(strcmp(cmd, "migrate") == 0  ? usage_migrate
               : strcmp(cmd, "status") == 0 ? usage_status
+              : strcmp(cmd, "doctor") == 0 ? usage_doctor
                                            : usage_version,
               stdout);
         return EXIT_SUCCESS;
@@ -300,16 +333,20 @@ int main(int argc, char **argv)
         return cmd_version(argc);
     if (strcmp(cmd, "status") == 0 && argc > 1)
         return usage_error("status takes no arguments", usage_status);
+    if (strcmp(cmd, "doctor") == 0 && argc > 1)
+        return usage_error("doctor takes no arguments", usage_doctor);
     if (strcmp(cmd, "migrate") == 0 &&
         (rc = parse_migrate(argc, argv, &mopts)) != 0)
         return rc;
-    /* Both commands work on databases that are behind: no handshake. */
+    /* Every command works on databases that are behind: no handshake. */
     oopts.schema_check = SPOTDB_SCHEMA_CHECK_SKIP;
     if ((rc = spotdb_open(&db, conninfo, &oopts)) != 0)
         return fail(NULL, rc);
     if (trace)
         spotdb_set_trace(db, print_trace, NULL);
-    rc = strcmp(cmd, "migrate") == 0 ? cmd_migrate(db, &mopts) : cmd_status(db);
+    rc = strcmp(cmd, "migrate") == 0  ? cmd_migrate(db, &mopts)
+         : strcmp(cmd, "doctor") == 0 ? cmd_doctor(db)
+                                      : cmd_status(db);
     spotdb_close(db);
     return rc;
 }

@@ -13,7 +13,9 @@
  * exist (`accounts_user_id_fkey`, SPOTDB_EREFERENCE).  Deleting an account
  * deletes its instances and their logs.
  *
- * Thread safety: one thread at a time per handle; rows are immutable.
+ * Thread safety: a handle (spotdb_db) is used by one thread at a time;
+ * returned rows are immutable and may be read from any thread (freed
+ * once, by their owner); there is no global initialisation call.
  */
 #ifndef SPOTDB_ACCOUNTS_H
 #define SPOTDB_ACCOUNTS_H

@@ -18,7 +18,35 @@
  * the schema's `TIMESTAMP` columns mean UTC) and gets an
  * `application_name`: the one the settings name, else the one in the
  * options, else "libspotdb".  A `connect_timeout` the settings do not
- * give defaults to 10 seconds.
+ * give defaults to 10 seconds.  Over TCP, unless the settings say
+ * otherwise, keepalives probe an idle connection after 5 seconds, every
+ * second, 3 times (`keepalives_idle=5 keepalives_interval=1
+ * keepalives_count=3`), and `tcp_user_timeout=9000` gives up on data the
+ * peer has not acknowledged for 9 seconds: a dead server or network is
+ * noticed within 10 seconds even in the middle of a call.
+ *
+ * TLS: an `sslmode` in the settings (or `PGSSLMODE`) is passed to libpq
+ * as it is.  Without one, when a host is not local (anything but a
+ * unix-socket path, `localhost`, `127.0.0.1` or `::1`; with several
+ * hosts, when any is not), the library sets `sslmode=verify-full`: the
+ * server must present a certificate for that host name, signed by the
+ * CA in `sslrootcert` (default `~/.postgresql/root.crt`), or the
+ * connection is refused with SPOTDB_ECONN naming the certificate
+ * problem.  Settings that name a `service` are left to libpq.  Local
+ * connections keep libpq's default (`prefer`).
+ *
+ * Lost connections: a call that finds the connection broken before it
+ * sends anything opens it again (same settings) and goes on, so a server
+ * restart or a killed backend between calls costs no failed call.  A
+ * call whose connection breaks while it runs fails: SPOTDB_ECONN for a
+ * read, or for a write inside a transaction (which the server then rolled
+ * back: the following calls fail with SPOTDB_ECONN until spotdb_rollback()
+ * ends it); SPOTDB_EUNKNOWN for a write outside a transaction, or a
+ * COMMIT, that was sent and whose outcome was lost with the connection.
+ * (A server that ends the session with an error before the statement
+ * completed, as a terminated backend does, committed nothing: that is
+ * SPOTDB_ECONN.)  The library never sends a statement twice on its own
+ * (replica reads aside, see spotdb_replica_reads()).
  *
  * Schema handshake: unless the options say otherwise, spotdb_open() then
  * compares, once, the database's recorded migration version with the
@@ -28,8 +56,18 @@
  * migration was recorded as compatible (the migration file's header says
  * `-- spotdb: compatible`), else SPOTDB_ESCHEMA.
  *
- * Thread safety: a spotdb_db is used by one thread at a time.  Different
- * handles are independent.  Never use a handle in a child after fork().
+ * Thread safety: a spotdb_db is used by one thread at a time (spotdb_cancel()
+ * is the one exception).  Different handles are independent and may be
+ * used at the same time from different threads; rows they returned are
+ * immutable and may be read from any thread.  There is no global
+ * initialisation call.  To share connections between threads, use a pool
+ * (spotdb/pool.h).
+ *
+ * fork(): a child process must neither use nor close a handle its parent
+ * opened.  spotdb_close() would send libpq's Terminate message on the
+ * socket the child shares with the parent, which ends the parent's
+ * session.  The child leaves such handles alone (exec, _exit, or just
+ * never touch them) and opens its own; the parent's keep working.
  */
 #ifndef SPOTDB_DB_H
 #define SPOTDB_DB_H
@@ -111,8 +149,8 @@ typedef enum spotdb_replica_reads_mode {
 
 /** Version of spotdb_open_options this header describes (1: up to
  *  connect_timeout_s; 2: schema_check; 3: statements; 4: pooler and
- *  replica_reads). */
-#define SPOTDB_OPEN_OPTIONS_VERSION 4
+ *  replica_reads; 5: call_timeout_ms). */
+#define SPOTDB_OPEN_OPTIONS_VERSION 5
 
 /** Options of spotdb_open().  Initialise with SPOTDB_OPEN_OPTIONS_INIT or
  *  spotdb_open_options_init(); NULL options mean all defaults. */
@@ -137,11 +175,14 @@ typedef struct spotdb_open_options {
     /** A spotdb_replica_reads_mode value; 0: SPOTDB_REPLICA_READS_OFF.  Read
      *  from version 4 on. */
     int32_t replica_reads;
+    /** Deadline of every call, in milliseconds, as spotdb_set_call_timeout()
+     *  sets it; 0: none.  Read from version 5 on. */
+    int32_t call_timeout_ms;
 } spotdb_open_options;
 
 /** Static initialiser of spotdb_open_options with every default. */
 #define SPOTDB_OPEN_OPTIONS_INIT \
-    { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0 }
+    { SPOTDB_OPEN_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0 }
 
 /**
  * Fill `opts` with the defaults (for bindings, which cannot use the macro).
@@ -177,7 +218,10 @@ SPOTDB_API int spotdb_open(spotdb_db **out, const char *conninfo,
 /**
  * Close the connection and free the handle.  An open transaction is
  * rolled back by the server.  Rows the handle returned stay valid: they
- * own their memory.
+ * own their memory.  Never call it in a child process on a handle of the
+ * parent: that would end the parent's session (see fork() at the top of
+ * this file).  Never on a handle lent by a pool: give that back with
+ * spotdb_pool_release().
  *
  * @param db the handle, not used again afterwards; NULL is a no-op.
  */
@@ -233,8 +277,14 @@ SPOTDB_API int spotdb_begin(spotdb_db *db);
  * @return 0; SPOTDB_EINVAL when none is open; SPOTDB_ESQL when the server
  *         had rejected a call inside it: then nothing was committed, the
  *         transaction was rolled back, and the handle is ready for the
- *         next one; SPOTDB_ECONN when the connection broke (the outcome is
- *         then unknown).
+ *         next one; SPOTDB_ECONN when the connection was lost before
+ *         COMMIT reached the server, or the server refused it while
+ *         ending the session (nothing was committed); SPOTDB_EUNKNOWN
+ *         when COMMIT was sent and its answer lost (it may have been
+ *         committed: check before doing it again); SPOTDB_ESERIALIZATION
+ *         when the server could not serialize it (nothing committed; see
+ *         spotdb_run_transaction()).  The transaction is over in every
+ *         case.
  */
 SPOTDB_API int spotdb_commit(spotdb_db *db);
 
@@ -285,6 +335,42 @@ SPOTDB_API int spotdb_pooled(const spotdb_db *db);
  *         was not opened with SPOTDB_REPLICA_READS_ON.
  */
 SPOTDB_API int spotdb_replica_reads(spotdb_db *db, int on);
+
+/**
+ * Give every following call on the handle a deadline: a call still
+ * waiting for the server after `ms` milliseconds cancels its statement
+ * and fails with SPOTDB_ETIMEOUT (a transaction it was in is then rolled
+ * back).  When the server does not answer the cancel either (a stopped
+ * or unreachable backend), the call abandons the connection 50 ms later
+ * and still returns within its deadline plus that grace; the next call
+ * reconnects.  A write outside a transaction abandoned so may have been
+ * committed: that is SPOTDB_EUNKNOWN instead.
+ *
+ * @param db an open handle.
+ * @param ms the deadline in milliseconds, 0 for none (the default, or
+ *        the open option call_timeout_ms).
+ * @return 0; SPOTDB_EINVAL for a NULL handle or a negative `ms`.
+ */
+SPOTDB_API int spotdb_set_call_timeout(spotdb_db *db, int32_t ms);
+
+/**
+ * Cancel the call running on the handle, from another thread (or a
+ * signal handler's thread of control).  The running call then fails with
+ * SPOTDB_ECANCELED and the handle stays usable; a transaction the call
+ * was in is rolled back by the server.  With no call running, the cancel
+ * may reach the server anyway and is then ignored.
+ *
+ * Thread safety: unlike every other function on a handle, this one may
+ * be called from any thread while another uses the handle (it uses
+ * libpq's PQcancel, not PQrequestCancel).  It must not race with
+ * spotdb_close() of the same handle.
+ *
+ * @param db an open handle.
+ * @return 0 when the cancel request was delivered to the server;
+ *         SPOTDB_ECONN when it could not be (the server is unreachable);
+ *         SPOTDB_EINVAL for a NULL handle.
+ */
+SPOTDB_API int spotdb_cancel(spotdb_db *db);
 
 /**
  * The current time as libspotdb stores timestamps: microseconds since

@@ -60,9 +60,22 @@ typedef enum spotdb_error_code {
     SPOTDB_EADOPT = -13,      /**< An unversioned database holds only part of
                                    schema v1, or a different one. */
     SPOTDB_ELOCKED = -14,     /**< Timed out waiting for the migration lock. */
-    SPOTDB_EPOOLER = -15      /**< Needs a direct connection to PostgreSQL,
+    SPOTDB_EPOOLER = -15,     /**< Needs a direct connection to PostgreSQL,
                                    and this one goes through a
                                    transaction-mode pooler. */
+    SPOTDB_ETIMEOUT = -16,    /**< The call's deadline passed (the handle's
+                                   call timeout, a pool's acquire timeout);
+                                   the statement was cancelled. */
+    SPOTDB_ECANCELED = -17,   /**< spotdb_cancel() cancelled the call. */
+    SPOTDB_EUNKNOWN = -18,    /**< The connection broke after a write or a
+                                   COMMIT was sent and before its answer:
+                                   it may or may not have been committed.
+                                   The library never sends it again;
+                                   check, then decide. */
+    SPOTDB_ESERIALIZATION = -19 /**< A serialization failure or deadlock
+                                   (SQLSTATE 40001, 40P01): the
+                                   transaction was rolled back and may be
+                                   run again (spotdb_run_transaction()). */
 } spotdb_error_code;
 
 /**

@@ -14,7 +14,9 @@
  * (`experiment_logs_instance_id_fkey`), model_id too
  * (`experiment_logs_model_id_fkey`).
  *
- * Thread safety: one thread at a time per handle; rows are immutable.
+ * Thread safety: a handle (spotdb_db) is used by one thread at a time;
+ * returned rows are immutable and may be read from any thread (freed
+ * once, by their owner); there is no global initialisation call.
  */
 #ifndef SPOTDB_EXPERIMENT_LOGS_H
 #define SPOTDB_EXPERIMENT_LOGS_H

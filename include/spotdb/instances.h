@@ -13,7 +13,9 @@
  * instance_id (`instances_instance_id_key`).  Deleting an instance
  * deletes its experiment logs.
  *
- * Thread safety: one thread at a time per handle; rows are immutable.
+ * Thread safety: a handle (spotdb_db) is used by one thread at a time;
+ * returned rows are immutable and may be read from any thread (freed
+ * once, by their owner); there is no global initialisation call.
  */
 #ifndef SPOTDB_INSTANCES_H
 #define SPOTDB_INSTANCES_H

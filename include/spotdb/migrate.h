@@ -24,8 +24,10 @@
  *   the list of differences.
  *
  * Thread safety: these functions use the handle, which is used by one
- * thread at a time.  spotdb_migration_embedded() may be called from any
- * thread.
+ * thread at a time; a returned spotdb_status is immutable and may be read
+ * from any thread.  spotdb_migration_embedded() and
+ * spotdb_migration_embedded_count() may be called from any thread.  There
+ * is no global initialisation call.
  */
 #ifndef SPOTDB_MIGRATE_H
 #define SPOTDB_MIGRATE_H

@@ -12,7 +12,9 @@
  * Note that instances name their model by version string only
  * (instances.assigned_model_version); see spotdb/views.h.
  *
- * Thread safety: one thread at a time per handle; rows are immutable.
+ * Thread safety: a handle (spotdb_db) is used by one thread at a time;
+ * returned rows are immutable and may be read from any thread (freed
+ * once, by their owner); there is no global initialisation call.
  */
 #ifndef SPOTDB_MODELS_H
 #define SPOTDB_MODELS_H

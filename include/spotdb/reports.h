@@ -12,7 +12,9 @@
  * Models without logs in the window do not appear; a window whose since
  * is not before its until is empty.
  *
- * Thread safety: one thread at a time per handle; rows are immutable.
+ * Thread safety: a handle (spotdb_db) is used by one thread at a time;
+ * returned rows are immutable and may be read from any thread (freed
+ * once, by their owner); there is no global initialisation call.
  */
 #ifndef SPOTDB_REPORTS_H
 #define SPOTDB_REPORTS_H

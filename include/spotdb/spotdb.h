@@ -13,10 +13,12 @@
  *   and is released with the matching `spotdb_*_free`, which accepts NULL.
  * - Thread safety: a connection handle (spotdb_db) is used by one thread at
  *   a time; different handles may be used concurrently from different
- *   threads; returned objects are immutable and may cross threads.  There
- *   is no global initialisation call.
- * - A handle must not be used in a child process after fork(); the child
- *   opens its own.
+ *   threads; returned objects are immutable and may cross threads; a pool
+ *   (spotdb_pool) and every call without a handle may be used from any
+ *   thread.  There is no global initialisation call.
+ * - After fork(), a child process must neither use nor close its parent's
+ *   handles or pools (closing would end the parent's sessions); it opens
+ *   its own.
  */
 #ifndef SPOTDB_SPOTDB_H
 #define SPOTDB_SPOTDB_H
@@ -25,6 +27,7 @@
 #include "version.h"
 #include "errors.h"
 #include "db.h"
+#include "pool.h"
 #include "migrate.h"
 #include "rows.h"
 #include "users.h"
@@ -35,6 +38,8 @@
 #include "views.h"
 #include "reports.h"
 #include "trace.h"
+#include "transaction.h"
 #include "schema.h"
+#include "doctor.h"
 
 #endif /* SPOTDB_SPOTDB_H */

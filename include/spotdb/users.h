@@ -22,8 +22,9 @@
  * experiment logs (ON DELETE CASCADE); a user still named as `created_by`
  * of a model cannot be deleted (SPOTDB_EREFERENCE).
  *
- * Thread safety: as for every call on a spotdb_db, one thread at a time
- * per handle; returned rows are immutable.
+ * Thread safety: a handle (spotdb_db) is used by one thread at a time;
+ * returned rows are immutable and may be read from any thread (freed
+ * once, by their owner); there is no global initialisation call.
  */
 #ifndef SPOTDB_USERS_H
 #define SPOTDB_USERS_H

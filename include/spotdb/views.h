@@ -17,7 +17,9 @@
  * logs, not the newest SWITCHes overall (use spotdb_experiment_log_list()
  * for that).
  *
- * Thread safety: one thread at a time per handle; rows are immutable.
+ * Thread safety: a handle (spotdb_db) is used by one thread at a time;
+ * returned rows are immutable and may be read from any thread (freed
+ * once, by their owner); there is no global initialisation call.
  */
 #ifndef SPOTDB_VIEWS_H
 #define SPOTDB_VIEWS_H

@@ -45,6 +45,10 @@ _NAMES = {
     "SPOTDB_EADOPT": ("AdoptionRefused", None),
     "SPOTDB_ELOCKED": ("Locked", None),
     "SPOTDB_EPOOLER": ("PoolerRefused", None),
+    "SPOTDB_ETIMEOUT": ("Timeout", None),
+    "SPOTDB_ECANCELED": ("Cancelled", None),
+    "SPOTDB_EUNKNOWN": ("OutcomeUnknown", None),
+    "SPOTDB_ESERIALIZATION": ("SerializationFailure", None),
 }
 
 
