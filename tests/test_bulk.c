@@ -1587,23 +1587,46 @@ START_TEST(stream_ends_with_econn_when_the_backend_dies)
 }
 END_TEST
 
-/* A handle whose backend is gone: insert_many and a stream fail with
- * SPOTDB_ECONN, nothing is stored, and nothing hangs. */
+static int cb_count_logs(const spotdb_experiment_log *row, void *payload)
+{
+    (void)row;
+    ++*(int64_t *)payload;
+    return 0;
+}
+
+/* Terminate the handle's backend and wait until it is gone, so that the
+ * next call finds the connection closed before it sends anything. */
+static void kill_backend_between_calls(void)
+{
+    int pid = PQbackendPID(db->conn);
+
+    th_qn(pg, "SELECT pg_terminate_backend(%d)", pid);
+    for (int i = 0; i < 500 && th_qn(pg, "SELECT count(*) FROM "
+                                     "pg_stat_activity WHERE pid = %d",
+                                     pid) > 0; i++)
+        th_sleep_s(0.01);
+}
+
+/* A handle whose backend was terminated between calls: insert_many and a
+ * stream reconnect before sending and work; every row is stored once. */
 START_TEST(bulk_calls_on_a_dead_connection)
 {
-    char sql[96];
+    int old_pid;
+    int64_t streamed = 0;
     bulk b;
 
     base_rows();
     bulk_make(&b, 100, 0, T0, 1000);
-    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)",
-             PQbackendPID(db->conn));
-    th_exec(pg, sql);
-    EQI(spotdb_experiment_log_insert_many(db, b.rows, b.n, LOG_FIELDS, NULL,
-                                          NULL), SPOTDB_ECONN);
-    EQI(spotdb_experiment_log_stream(db, NULL, cb_kill, &(killer){ 0, 0 }),
-        SPOTDB_ECONN);
-    EQI(rows_in("experiment_logs"), 0);
+    old_pid = PQbackendPID(db->conn);
+    kill_backend_between_calls();
+    OK(spotdb_experiment_log_insert_many(db, b.rows, b.n, LOG_FIELDS, NULL,
+                                         NULL));
+    ck_assert_int_ne(PQbackendPID(db->conn), old_pid);
+    EQI(rows_in("experiment_logs"), 100);
+    kill_backend_between_calls();
+    OK(spotdb_experiment_log_stream(db, NULL, cb_count_logs, &streamed));
+    EQI(streamed, 100);
+    EQI(rows_in("experiment_logs"), 100);
     bulk_free(&b);
 }
 END_TEST
@@ -1911,12 +1934,17 @@ START_TEST(statements_option_is_checked)
     EQI(o.schema_check, 0);
     EQI(o.pooler, sentinel);
     EQI(o.replica_reads, sentinel);
-    /* version 4: everything */
+    /* version 4: up to replica_reads */
+    o.call_timeout_ms = sentinel;
     OK(spotdb_open_options_init(&o, 4));
     EQI(o.pooler, 0);
     EQI(o.replica_reads, 0);
+    EQI(o.call_timeout_ms, sentinel);
+    /* version 5: everything */
+    OK(spotdb_open_options_init(&o, 5));
+    EQI(o.call_timeout_ms, 0);
     /* unknown versions */
-    ck_assert_int_eq(spotdb_open_options_init(&o, 5), SPOTDB_EINVAL);
+    ck_assert_int_eq(spotdb_open_options_init(&o, 6), SPOTDB_EINVAL);
     ck_assert_int_eq(spotdb_open_options_init(&o, 0), SPOTDB_EINVAL);
     ck_assert_int_eq(spotdb_open_options_init(NULL, 3), SPOTDB_EINVAL);
 

@@ -352,7 +352,7 @@ START_TEST(bad_arguments)
     o.connect_timeout_s = -1;
     ck_assert_int_eq(spotdb_open(&db, ci, &o), SPOTDB_EINVAL);
     ck_assert(strstr(spotdb_last_errmsg(), "connect_timeout_s") != NULL);
-    ck_assert_int_eq(spotdb_open_options_init(&o, 5), SPOTDB_EINVAL);
+    ck_assert_int_eq(spotdb_open_options_init(&o, 6), SPOTDB_EINVAL);
     ck_assert_int_eq(spotdb_open_options_init(NULL, 1), SPOTDB_EINVAL);
     ck_assert_ptr_null(db);
     spotdb_close(NULL);
