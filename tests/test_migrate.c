@@ -775,6 +775,258 @@ START_TEST(unrelated_tables_do_not_count)
 }
 END_TEST
 
+/* ---- thirty migrators, and a migrator killed at version 2 ------------ */
+
+/* Catalog objects of the public schema and the rows migrations seed: two
+ * databases migrated the same way have the same fingerprint. */
+static char *fingerprint(PGconn *c)
+{
+    return th_scalar(c,
+        "SELECT (SELECT count(*) FROM users) || ' users, ' ||"
+        " (SELECT count(*) FROM spotdb_schema_migrations) || ' tracked, ' ||"
+        " (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal) ||"
+        " ' triggers, ' || count(*) || ' objects ' ||"
+        " md5(string_agg(o, ',' ORDER BY o)) FROM ("
+        "  SELECT c.relkind::text || ':' || c.relname AS o FROM pg_class c"
+        "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE n.nspname = 'public'"
+        "  UNION ALL SELECT 'f:' || p.proname FROM pg_proc p"
+        "  JOIN pg_namespace n ON n.oid = p.pronamespace"
+        "  WHERE n.nspname = 'public'"
+        "  UNION ALL SELECT 'c:' || conname FROM pg_constraint"
+        "  WHERE connamespace = 'public'::regnamespace) s");
+}
+
+/* The fingerprint of a database one migrator brought to the newest
+ * version, next to the test's own. */
+static char *reference_fingerprint(void)
+{
+    char name[96], sql[160], *ci, *fp;
+    PGconn *admin = th_connect(th_admin_url()), *c;
+    spotdb_db *h = NULL;
+
+    snprintf(name, sizeof name, "%s_ref", th_db_name());
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+    th_exec(admin, sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE template0", name);
+    th_exec(admin, sql);
+    ci = th_conninfo_with_db(th_admin_url(), name);
+    ck_assert_int_eq(th_open_unchecked(&h, ci), 0);
+    ck_assert_msg(spotdb_migrate(h, NULL) == 0, "%s", spotdb_errmsg(h));
+    spotdb_close(h);
+    c = th_connect(ci);
+    fp = fingerprint(c);
+    PQfinish(c);
+    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", name);
+    th_exec(admin, sql);
+    PQfinish(admin);
+    free(ci);
+    return fp;
+}
+
+/* Each version recorded once. */
+static void each_version_tracked_once(int versions)
+{
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM (SELECT version "
+                                   "FROM spotdb_schema_migrations GROUP BY "
+                                   "version HAVING count(*) <> 1) d"), 0);
+    ck_assert_int_eq(tracked_rows(), versions);
+    ck_assert_int_eq(th_count(raw, "SELECT count(DISTINCT version) FROM "
+                                   "spotdb_schema_migrations"), versions);
+}
+
+/* Applied-callbacks per version, summed over every thread. */
+static pthread_mutex_t applied_lock = PTHREAD_MUTEX_INITIALIZER;
+static int applied_by_version[16];
+
+static void count_applied(const spotdb_migration_info *m, const char *sql,
+                          void *payload)
+{
+    (void)payload;
+    ck_assert_ptr_null(sql);
+    pthread_mutex_lock(&applied_lock);
+    if (m->version >= 0 && m->version < 16)
+        applied_by_version[m->version]++;
+    pthread_mutex_unlock(&applied_lock);
+}
+
+typedef struct migrator {
+    char *conninfo;
+    const spotdb__migration_set *set;   /* NULL: the embedded one */
+    int rc;
+    char msg[512];
+} migrator;
+
+static void *migrator_thread(void *arg)
+{
+    migrator *w = arg;
+    spotdb_migrate_options o = SPOTDB_MIGRATE_OPTIONS_INIT;
+    spotdb_db *h = NULL;
+
+    o.callback = count_applied;
+    o.lock_timeout_ms = -1;
+    w->rc = th_open_unchecked(&h, w->conninfo);
+    if (w->rc == 0)
+        w->rc = w->set ? spotdb__migrate_set(h, w->set, &o)
+                       : spotdb_migrate(h, &o);
+    snprintf(w->msg, sizeof w->msg, "%s",
+             h ? spotdb_errmsg(h) : spotdb_last_errmsg());
+    spotdb_close(h);
+    return NULL;
+}
+
+/* 30 threads, each with its own handle, start at once. */
+static void run_thirty(const spotdb__migration_set *set)
+{
+    enum { N = 30 };
+    pthread_t t[N];
+    migrator w[N];
+
+    memset(applied_by_version, 0, sizeof applied_by_version);
+    for (int i = 0; i < N; i++) {
+        w[i] = (migrator){ conninfo(), set, -1, "" };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, migrator_thread, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(w[i].rc == 0, "migrator %d: %d %s", i, w[i].rc,
+                      w[i].msg);
+        free(w[i].conninfo);
+    }
+}
+
+START_TEST(thirty_threads_apply_each_version_once)
+{
+    char *want = reference_fingerprint(), *got;
+
+    run_thirty(NULL);
+    for (int v = 1; v <= N_BUILTIN; v++)
+        ck_assert_msg(applied_by_version[v] == 1, "version %d applied %d "
+                      "times", v, applied_by_version[v]);
+    each_version_tracked_once(N_BUILTIN);
+    /* the seed row and every object exist once, as after one migrator */
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM users WHERE "
+                                   "username = 'admin'"), 1);
+    got = fingerprint(raw);
+    ck_assert_str_eq(got, want);
+    fprintf(stderr, "30 threads: each of %d versions applied once; %s\n",
+            N_BUILTIN, got);
+    free(got);
+    free(want);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM pg_locks WHERE "
+                                   "locktype = 'advisory' AND " THIS_DB), 0);
+}
+END_TEST
+
+/* Migrations that would show a second run: rows without a key. */
+static const char counting_1[] =
+    "CREATE TABLE applied_once (version int NOT NULL);\n"
+    "INSERT INTO applied_once VALUES (1);\nSELECT pg_sleep(0.02);\n";
+static const char counting_2[] =
+    "INSERT INTO applied_once VALUES (2);\nSELECT pg_sleep(0.02);\n";
+static const char counting_3[] = "INSERT INTO applied_once VALUES (3);\n";
+#define NO_SUM "00000000000000000000000000000000" \
+               "00000000000000000000000000000000"
+static const spotdb__migration counting_items[] = {
+    { 1, "one", "0001_one.sql", NO_SUM, counting_1, sizeof counting_1 - 1,
+      false },
+    { 2, "two", "0002_two.sql", NO_SUM, counting_2, sizeof counting_2 - 1,
+      false },
+    { 3, "three", "0003_three.sql", NO_SUM, counting_3,
+      sizeof counting_3 - 1, false },
+};
+static const spotdb__migration_set counting_set = { counting_items, 3, 0 };
+
+START_TEST(thirty_threads_never_run_a_migration_twice)
+{
+    run_thirty(&counting_set);
+    for (int v = 1; v <= 3; v++)
+        ck_assert_int_eq(applied_by_version[v], 1);
+    each_version_tracked_once(3);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM applied_once"), 3);
+    ck_assert_int_eq(th_count(raw, "SELECT count(DISTINCT version) FROM "
+                                   "applied_once"), 3);
+}
+END_TEST
+
+/* Version 2 sleeps only for the migrator named "killed", so the next run
+ * of the very same set goes through. */
+static const char two_step_1[] =
+    "CREATE TABLE step_one (id int PRIMARY KEY);\n"
+    "INSERT INTO step_one VALUES (1);\n";
+static const char two_step_2[] =
+    "CREATE TABLE step_two (id int);\n"
+    "INSERT INTO step_one VALUES (2);\n"
+    "SELECT pg_sleep(CASE current_setting('application_name')"
+    " WHEN 'killed' THEN 60 ELSE 0 END);\n";
+static const spotdb__migration two_step_items[] = {
+    { 1, "one", "0001_one.sql", NO_SUM, two_step_1, sizeof two_step_1 - 1,
+      false },
+    { 2, "two", "0002_two.sql", NO_SUM, two_step_2, sizeof two_step_2 - 1,
+      false },
+};
+static const spotdb__migration_set two_step_set = { two_step_items, 2, 0 };
+
+START_TEST(killed_migrator_leaves_the_previous_version)
+{
+    spotdb_migrate_options to1 = SPOTDB_MIGRATE_OPTIONS_INIT;
+    spotdb_status *st = NULL;
+    struct timespec t0;
+    pid_t pid;
+
+    to1.target_version = 1;
+    ck_assert_msg(spotdb__migrate_set(db, &two_step_set, &to1) == 0, "%s",
+                  spotdb_errmsg(db));
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        spotdb_db *h = NULL;
+        char *ci = conninfo(), *named = malloc(strlen(ci) + 32);
+
+        sprintf(named, "%s application_name=killed", ci);
+        if (th_open_unchecked(&h, named) == 0)
+            spotdb__migrate_set(h, &two_step_set, NULL);
+        _exit(0);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (th_count(raw, "SELECT count(*) FROM pg_stat_activity WHERE "
+                         "application_name = 'killed' AND query LIKE "
+                         "'SELECT pg_sleep(%'") == 0) {
+        ck_assert_msg(elapsed_ms(&t0) < 10000, "the migrator never started");
+        th_sleep_s(0.01);
+    }
+    ck_assert_int_eq(advisory_locks(), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (advisory_locks() > 0) {
+        ck_assert_msg(elapsed_ms(&t0) < 5000, "lock still held after 5 s");
+        th_sleep_s(0.01);
+    }
+    /* version 1 as it was, nothing of version 2 */
+    each_version_tracked_once(1);
+    ck_assert_int_eq(th_count(raw, "SELECT max(version) FROM "
+                                   "spotdb_schema_migrations"), 1);
+    ck_assert(relation_exists("step_one"));
+    ck_assert(!relation_exists("step_two"));
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM step_one"), 1);
+    ck_assert_int_eq(spotdb__status_set(&st, db, &two_step_set), 0);
+    ck_assert_int_eq(st->current_version, 1);
+    ck_assert_uint_eq(st->pending_count, 1);
+    spotdb_status_free(st);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM pg_stat_activity "
+                                   "WHERE application_name = 'killed'"), 0);
+    /* the next run applies version 2, once */
+    ck_assert_msg(spotdb__migrate_set(db, &two_step_set, NULL) == 0, "%s",
+                  spotdb_errmsg(db));
+    each_version_tracked_once(2);
+    ck_assert(relation_exists("step_two"));
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM step_one"), 2);
+    ck_assert_int_eq(advisory_locks(), 0);
+}
+END_TEST
+
 static Suite *migrate_suite(void)
 {
     Suite *s = suite_create("migrate");
@@ -807,6 +1059,9 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, partial_database_is_refused_with_differences);
     tcase_add_test(tc, single_table_is_refused);
     tcase_add_test(tc, unrelated_tables_do_not_count);
+    tcase_add_test(tc, thirty_threads_apply_each_version_once);
+    tcase_add_test(tc, thirty_threads_never_run_a_migration_twice);
+    tcase_add_test(tc, killed_migrator_leaves_the_previous_version);
     suite_add_tcase(s, tc);
     return s;
 }

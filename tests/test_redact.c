@@ -9,10 +9,20 @@
  * exist (host=/nonexistent-socket-dir, URI host %2Fnonexistent) and
  * connect_timeout=1, so nothing waits on the network.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "internal.h"
@@ -398,6 +408,54 @@ START_TEST(defect_uri_query_password_without_equals)
 }
 END_TEST
 
+/* DEFECT (found by tests/fuzz): a truncated URI whose "port" (the
+ * password) holds a ','.  libpq starts another host there and quotes the
+ * list of ports, "secret%zz,", which neither masked span matched. */
+START_TEST(defect_uri_truncated_password_with_comma)
+{
+    expect_masked("invalid percent-encoded token: \"" M "%zz,\"",
+                  "postgresql://u:" M "%zz,x");
+    expect_masked("invalid percent-encoded token: \"" M "%zz,\"",
+                  "postgres://:" M "%zz,");
+}
+END_TEST
+
+/* DEFECT (found by tests/fuzz): text glued to a closing quote was taken
+ * whole as value, and the scan went on after it, so a second
+ * "password=''secret" in that text went unseen; libpq reads "secret" as a
+ * keyword and quotes it. */
+START_TEST(defect_kv_second_password_in_glued_text)
+{
+    expect_masked("missing \"=\" after \"" M "\" in connection info string",
+                  "password=''password=''" M " host=/x");
+    expect_masked("missing \"=\" after \"" M "\" in connection info string",
+                  "host=/x password='a'password=''" M);
+}
+END_TEST
+
+/* DEFECT (found by tests/fuzz): libpq ends a token at any isspace(),
+ * \f and \v included, which did not cut the raw value into pieces. */
+START_TEST(defect_kv_formfeed_ends_token)
+{
+    expect_masked("missing \"=\" after \"'" M "\" in connection info string",
+                  "password='x''" M "\fhost=/x");
+    expect_masked("missing \"=\" after \"'" M "\" in connection info string",
+                  "password='x''" M "\vhost=/x");
+}
+END_TEST
+
+/* DEFECT (found by tests/fuzz): libpq's user info runs over a newline;
+ * the rule stopped there, so a URI whose user name holds one, quoted
+ * whole by libpq, kept its password. */
+START_TEST(defect_uri_newline_in_user)
+{
+    expect_masked("end of string reached when looking for matching \"]\" in "
+                  "IPv6 host address in URI: \"postgresql://us\ner:" M
+                  "@[::1/db\"",
+                  "postgresql://us\ner:" M "@[::1/db");
+}
+END_TEST
+
 /* ---- secrets list ------------------------------------------------------ */
 
 START_TEST(secrets_anywhere)
@@ -695,7 +753,7 @@ static const char *const uri_short[] = {
 #define MAX_REPORTED 12
 
 typedef struct corpus {
-    int total, failed, einval, econn;
+    int total, failed, einval, econn, named;
     char report[6000];
     double slowest;
     char slowest_ci[512];
@@ -809,6 +867,10 @@ START_TEST(defect_open_leaks)
         "dbname= password " M " " KVHOST " connect_timeout=1",
         /* "password" without '=' in the query. */
         "postgresql://%2Fnonexistent/db?connect_timeout=1&password" M,
+        /* a ',' in the "port" of a truncated URI (tests/fuzz). */
+        "postgresql://u:" M "%zz,x",
+        /* a second password='' glued to the first (tests/fuzz). */
+        "password=''password=''" M " " KVHOST " connect_timeout=1",
     };
     char report[8000] = "";
     int failed = 0;
@@ -906,6 +968,688 @@ START_TEST(open_from_pgpassword)
 }
 END_TEST
 
+/* Messages are made one line before they are redacted (db.c): a secret
+ * holding a newline or a tab must still be found once those became
+ * spaces.  (Found by corpus_through_postgres_env: POSTGRES_PASSWORD
+ * "Mark3rPw\n" with a socket directory named like it.) */
+START_TEST(secret_with_blanks_found_after_one_line)
+{
+    const char *const nl[] = { M "\n", NULL };
+    const char *const tab[] = { "a\t" M "\tb", NULL };
+
+    expect_result("socket \"/" M " /.s.PGSQL.5432\"", NULL, nl,
+                  "socket \"/***/.s.PGSQL.5432\"");
+    expect_result("x a " M " b y", NULL, tab, "x *** y");
+    expect_result("x a\t" M "\tb y", NULL, tab, "x *** y");
+    /* blanks match blanks only */
+    expect_same("x a_" M "_b y", NULL, tab);
+}
+END_TEST
+
+/* ---- the corpus through the other entry points -------------------- */
+
+/* Every string of open_corpus, in the same order, to fn. */
+typedef void (*corpus_fn)(const char *ci, size_t index, void *ctx);
+
+static size_t for_each_corpus_string(corpus_fn fn, void *ctx)
+{
+    char ci[1024];
+    size_t n = 0, k = 0;
+
+    for (size_t l = 0; l < sizeof kv_layout / sizeof kv_layout[0]; l++)
+        for (size_t p = 0; p < sizeof kv_pw / sizeof kv_pw[0]; p++)
+            for (size_t f = 0; f < sizeof kv_frag / sizeof kv_frag[0]; f++) {
+#if defined(__GNUC__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#endif
+                snprintf(ci, sizeof ci, kv_layout[l], kv_pw[p], kv_frag[f]);
+#if defined(__GNUC__)
+#  pragma GCC diagnostic pop
+#endif
+                fn(ci, n++, ctx);
+            }
+    for (size_t u = 0; u < sizeof uri_user / sizeof uri_user[0]; u++)
+        for (size_t h = 0; h < sizeof uri_host / sizeof uri_host[0]; h++)
+            for (size_t q = 0; q < sizeof uri_query / sizeof uri_query[0];
+                 q++, k++) {
+                snprintf(ci, sizeof ci, "%s%s%s%s%s", uri_scheme[k % 2],
+                         uri_user[u], uri_host[h], uri_path[(k / 2) % 4],
+                         uri_query[q]);
+                fn(ci, n++, ctx);
+            }
+    for (size_t s = 0; s < sizeof uri_short / sizeof uri_short[0]; s++)
+        fn(uri_short[s], n++, ctx);
+    return n;
+}
+
+static void corpus_via_database_url(const char *ci, size_t index, void *ctx)
+{
+    corpus *c = ctx;
+    char why[2 * SPOTDB__ERRMSG_MAX];
+    int rc;
+
+    (void)index;
+    setenv("DATABASE_URL", ci, 1);
+    rc = open_fails_clean(NULL, why, sizeof why);
+    unsetenv("DATABASE_URL");
+    c->total++;
+    c->einval += rc == SPOTDB_EINVAL;
+    c->econn += rc == SPOTDB_ECONN;
+    /* Masking may take more than the password, never less; a message
+     * that still says where the settings came from is counted. */
+    c->named += strstr(spotdb_last_errmsg(), "DATABASE_URL") != NULL;
+    if (why[0] && ++c->failed <= MAX_REPORTED) {
+        size_t n = strlen(c->report);
+
+        snprintf(c->report + n, sizeof c->report - n, "\n  [%s] -> %.300s",
+                 ci, why);
+    }
+}
+
+/* The generated corpus as DATABASE_URL, read by spotdb_open(NULL). */
+START_TEST(corpus_through_database_url)
+{
+    corpus c;
+
+    memset(&c, 0, sizeof c);
+    for_each_corpus_string(corpus_via_database_url, &c);
+    fprintf(stderr, "DATABASE_URL corpus: %d strings, %d EINVAL, %d ECONN, "
+            "%d name DATABASE_URL, %d leaks or failures\n", c.total,
+            c.einval, c.econn, c.named, c.failed);
+    ck_assert_int_ge(c.total, 1000);
+    ck_assert_int_ge(c.einval, 200);
+    ck_assert_int_ge(c.econn, 200);
+    ck_assert_msg(c.failed == 0, "%d of %d failed:%s", c.failed, c.total,
+                  c.report);
+}
+END_TEST
+
+/* The POSTGRES_* variables hold raw values, not conninfo syntax: the
+ * password with every character conninfo and URIs treat specially, next
+ * to hosts, ports, users and databases that are wrong in every way that
+ * fails before the network (no DNS: hosts are socket paths). */
+static const char *const env_pw[] = {
+    M, "'" M "'", "it's " M " \\ x", "a b/" M "@:c?d#e", M "%zz", M_ENC,
+    "\"" M "\"", "password=" M, " " M " ", "\\" M, "'" M, M "'",
+    "x'" M "' y=z", M "\n", "$1" M ";--",
+};
+#define SAME_AS_PW "(the password)"
+static const char *const env_host[] = {
+    "/nonexistent-socket-dir", "/nonexistent dir'with\"quotes",
+    "/nonexistent-a,/nonexistent-b", "/nonexistent-socket-dir/",
+    "/nonexistent=x password=y", "/" SAME_AS_PW, "/nonexistent?%zz",
+};
+static const char *const env_port[] = {
+    "5432", "99999", "abc", "-1", "5432,5433", "", "1 2",
+};
+static const char *const env_user_db[][2] = {
+    { "u", "db" }, { "", "" }, { SAME_AS_PW, SAME_AS_PW },
+    { "u'x y", "d=b\\" },
+};
+#define N_ENV_PW (sizeof env_pw / sizeof env_pw[0])
+#define N_ENV_HOST (sizeof env_host / sizeof env_host[0])
+#define N_ENV_PORT (sizeof env_port / sizeof env_port[0])
+#define N_ENV_UD (sizeof env_user_db / sizeof env_user_db[0])
+#define N_ENV_COMBOS (N_ENV_PW * N_ENV_HOST * N_ENV_PORT * N_ENV_UD)
+
+/* Combination i: the five values (pw, host, port, user, db); a host,
+ * user or database "(the password)" is named like the password (a
+ * message that names it must not show it either). */
+static void env_combo(size_t i, const char *v[5])
+{
+    static char host[128];
+
+    v[0] = env_pw[i % N_ENV_PW];
+    i /= N_ENV_PW;
+    v[1] = env_host[i % N_ENV_HOST];
+    i /= N_ENV_HOST;
+    v[2] = env_port[i % N_ENV_PORT];
+    i /= N_ENV_PORT;
+    v[3] = env_user_db[i % N_ENV_UD][0];
+    v[4] = env_user_db[i % N_ENV_UD][1];
+    if (strcmp(v[1], "/" SAME_AS_PW) == 0) {
+        snprintf(host, sizeof host, "/%s", v[0]);
+        v[1] = host;
+    }
+    for (int k = 3; k < 5; k++)
+        if (strcmp(v[k], SAME_AS_PW) == 0)
+            v[k] = v[0];
+}
+
+static const char *const postgres_vars[5] = {
+    "POSTGRES_PASSWORD", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
+    "POSTGRES_DB",
+};
+
+START_TEST(corpus_through_postgres_env)
+{
+    corpus c;
+
+    memset(&c, 0, sizeof c);
+    setenv("PGCONNECT_TIMEOUT", "1", 1);
+    for (size_t i = 0; i < N_ENV_COMBOS; i++) {
+        const char *v[5];
+        char label[512];
+
+        env_combo(i, v);
+        for (int k = 0; k < 5; k++)
+            setenv(postgres_vars[k], v[k], 1);
+        snprintf(label, sizeof label, "POSTGRES_* [%s|%s|%s|%s|%s]", v[0],
+                 v[1], v[2], v[3], v[4]);
+        c.total++;
+        {
+            char why[2 * SPOTDB__ERRMSG_MAX];
+            int rc = open_fails_clean(NULL, why, sizeof why);
+
+            c.einval += rc == SPOTDB_EINVAL;
+            c.econn += rc == SPOTDB_ECONN;
+            if (!why[0] && !strstr(spotdb_last_errmsg(), "POSTGRES_*"))
+                snprintf(why, sizeof why, "source not named: %s",
+                         spotdb_last_errmsg());
+            if (why[0] && ++c.failed <= MAX_REPORTED) {
+                size_t n = strlen(c.report);
+
+                snprintf(c.report + n, sizeof c.report - n,
+                         "\n  %s -> %.300s", label, why);
+            }
+        }
+    }
+    for (int k = 0; k < 5; k++)
+        unsetenv(postgres_vars[k]);
+    unsetenv("PGCONNECT_TIMEOUT");
+    fprintf(stderr, "POSTGRES_* corpus: %d combinations, %d EINVAL, %d "
+            "ECONN, %d leaks or failures\n", c.total, c.einval, c.econn,
+            c.failed);
+    ck_assert_int_ge(c.total, 1000);
+    ck_assert_msg(c.failed == 0, "%d of %d failed:%s", c.failed, c.total,
+                  c.report);
+}
+END_TEST
+
+/* ---- the spotdb CLI --------------------------------------------------- */
+
+extern char **environ;
+
+typedef struct cli_run {
+    pid_t pid;
+    int fd;
+    char label[600];
+} cli_run;
+
+typedef struct cli_stats {
+    int runs, leaks, bad_exit;
+    char report[3000];
+} cli_stats;
+
+static const char *cli_path(void)
+{
+    const char *p = getenv("SPOTDB_CLI");
+
+    ck_assert_msg(p != NULL, "SPOTDB_CLI is not set (run through meson "
+                  "test)");
+    return p;
+}
+
+/* Start the CLI with `args`, the environment plus `extra` (NAME=value),
+ * stdout and stderr into one pipe. */
+static cli_run cli_start(const char *const *args, char *const *extra,
+                         const char *label)
+{
+    posix_spawn_file_actions_t fa;
+    char *envp[64];
+    const char *argv[12] = { "spotdb" };
+    int pipefd[2], n = 0, a = 1;
+    cli_run r;
+
+    for (char **e = environ; *e && n < 48; e++)
+        envp[n++] = *e;
+    for (int i = 0; extra && extra[i] && n < 63; i++)
+        envp[n++] = extra[i];
+    envp[n] = NULL;
+    for (; args[a - 1] && a < 11; a++)
+        argv[a] = args[a - 1];
+    argv[a] = NULL;
+    ck_assert_int_eq(pipe(pipefd), 0);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+    posix_spawn_file_actions_addclose(&fa, pipefd[1]);
+    ck_assert_int_eq(posix_spawn(&r.pid, cli_path(), &fa, NULL,
+                                 (char *const *)argv, envp), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    r.fd = pipefd[0];
+    snprintf(r.label, sizeof r.label, "%s", label);
+    return r;
+}
+
+/* Wait for the run: exit status 1, one line, no marker. */
+static void cli_finish(cli_run *r, cli_stats *st, const char *must_say)
+{
+    char text[8192];
+    size_t len = 0;
+    ssize_t got;
+    int status, lines = 0;
+
+    while ((got = read(r->fd, text + len, sizeof text - 1 - len)) > 0 ||
+           (got < 0 && errno == EINTR))
+        if (got > 0)
+            len += (size_t)got;
+    text[len] = '\0';
+    close(r->fd);
+    ck_assert_int_eq(waitpid(r->pid, &status, 0), r->pid);
+    for (size_t i = 0; i < len; i++)
+        lines += text[i] == '\n' && !(i + 1 < len && text[i + 1] == '\0');
+    st->runs++;
+    if (strstr(text, M) || strstr(text, M_ENC)) {
+        size_t n = strlen(st->report);
+
+        st->leaks++;
+        snprintf(st->report + n, sizeof st->report - n, "\n  LEAK %s -> %.300s",
+                 r->label, text);
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 1 ||
+               !strstr(text, "spotdb: ") ||
+               (must_say && !strstr(text, must_say))) {
+        size_t n = strlen(st->report);
+
+        st->bad_exit++;
+        snprintf(st->report + n, sizeof st->report - n,
+                 "\n  status %d: %s -> %.300s", status, r->label, text);
+    }
+}
+
+/* Runs go in batches, so the two cores overlap them. */
+#define BATCH 8
+
+typedef struct cli_corpus {
+    cli_stats st;
+    cli_run pending[BATCH];
+    char env_store[BATCH][6][1200];
+    char *env_ptr[BATCH][7];
+    int npending;
+    int entry;                      /* 0: -d, 1: DATABASE_URL */
+} cli_corpus;
+
+static void cli_drain(cli_corpus *cc)
+{
+    for (int i = 0; i < cc->npending; i++)
+        cli_finish(&cc->pending[i], &cc->st, NULL);
+    cc->npending = 0;
+}
+
+/* The command and tracing vary with the index: migrate, status, and each
+ * with --trace. */
+static void cli_args(size_t index, const char *args[6], const char *ci)
+{
+    int a = 0;
+
+    if (index & 2)
+        args[a++] = "--trace";
+    if (ci) {
+        args[a++] = "-d";
+        args[a++] = ci;
+    }
+    args[a++] = index & 1 ? "status" : "migrate";
+    args[a] = NULL;
+}
+
+static void cli_corpus_string(const char *ci, size_t index, void *ctx)
+{
+    cli_corpus *cc = ctx;
+    const char *args[6];
+    int slot = cc->npending;
+    char label[600];
+
+    /* A third of the corpus per entry point keeps the run short. */
+    if (index % 3 != (size_t)cc->entry)
+        return;
+    cli_args(index / 3, args, cc->entry == 0 ? ci : NULL);
+    snprintf(cc->env_store[slot][0], sizeof cc->env_store[slot][0],
+             "DATABASE_URL=%s", ci);
+    cc->env_ptr[slot][0] = cc->env_store[slot][0];
+    cc->env_ptr[slot][1] = NULL;
+    snprintf(label, sizeof label, "%s [%s] %s",
+             cc->entry == 0 ? "-d" : "DATABASE_URL", ci,
+             args[index / 3 & 2 ? 1 : 0]);
+    cc->pending[cc->npending++] =
+        cli_start(args, cc->entry == 1 ? cc->env_ptr[slot] : NULL, label);
+    if (cc->npending == BATCH)
+        cli_drain(cc);
+}
+
+START_TEST(corpus_through_the_cli)
+{
+    static cli_corpus cc;
+    int per_entry[3];
+
+    memset(&cc, 0, sizeof cc);
+    setenv("PGCONNECT_TIMEOUT", "1", 1);
+    for (cc.entry = 0; cc.entry < 2; cc.entry++) {
+        int before = cc.st.runs;
+
+        for_each_corpus_string(cli_corpus_string, &cc);
+        cli_drain(&cc);
+        per_entry[cc.entry] = cc.st.runs - before;
+    }
+    /* POSTGRES_*: 5 combinations in 14, spread over the passwords. */
+    {
+        int before = cc.st.runs;
+
+        for (size_t i = 0; i < N_ENV_COMBOS; i++) {
+            const char *v[5], *args[6];
+            int slot = cc.npending;
+            char label[600];
+
+            if (i % 14 >= 5)
+                continue;
+            env_combo(i, v);
+            for (int k = 0; k < 5; k++) {
+                snprintf(cc.env_store[slot][k], sizeof cc.env_store[slot][k],
+                         "%s=%s", postgres_vars[k], v[k]);
+                cc.env_ptr[slot][k] = cc.env_store[slot][k];
+            }
+            cc.env_ptr[slot][5] = NULL;
+            cli_args(i / 14 * 5 + i % 14, args, NULL);
+            snprintf(label, sizeof label, "POSTGRES_* [%s|%s|%s|%s|%s]",
+                     v[0], v[1], v[2], v[3], v[4]);
+            cc.pending[cc.npending++] = cli_start(args, cc.env_ptr[slot],
+                                                  label);
+            if (cc.npending == BATCH)
+                cli_drain(&cc);
+        }
+        cli_drain(&cc);
+        per_entry[2] = cc.st.runs - before;
+    }
+    unsetenv("PGCONNECT_TIMEOUT");
+    fprintf(stderr, "CLI corpus: %d runs (-d %d, DATABASE_URL %d, "
+            "POSTGRES_* %d; migrate/status, half with --trace), %d leaks, "
+            "%d bad exits\n", cc.st.runs, per_entry[0], per_entry[1],
+            per_entry[2], cc.st.leaks, cc.st.bad_exit);
+    for (int e = 0; e < 3; e++)
+        ck_assert_int_ge(per_entry[e], 1000);
+    ck_assert_msg(cc.st.leaks == 0 && cc.st.bad_exit == 0, "%s",
+                  cc.st.report);
+}
+END_TEST
+
+/* ---- a server that refuses the password ------------------------------ */
+
+/*
+ * Just enough of the PostgreSQL protocol on a unix socket: it asks for
+ * the password in clear, then refuses it, the way a server with md5 or
+ * password authentication in pg_hba.conf does (the private test server
+ * trusts everyone, and its pg_hba.conf is not this test's to edit).  A
+ * hostile variant quotes the password it received in its message and
+ * detail; another hangs up after the startup packet.
+ */
+enum fake_mode { FAKE_REFUSE, FAKE_ECHO, FAKE_HANG_UP };
+
+typedef struct fake_server {
+    char dir[32], path[64];
+    int listen_fd;
+    enum fake_mode mode;
+    atomic_int stop;            /* read by the server thread */
+    atomic_int served;          /* read by the test */
+    pthread_t thread;
+} fake_server;
+
+#define FAKE_PORT "5999"
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+
+    while (n > 0) {
+        ssize_t got = read(fd, p, n);
+
+        if (got <= 0)
+            return false;
+        p += got;
+        n -= (size_t)got;
+    }
+    return true;
+}
+
+static uint32_t be32(const unsigned char *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+           (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+static void put32(unsigned char *b, uint32_t v)
+{
+    b[0] = (unsigned char)(v >> 24);
+    b[1] = (unsigned char)(v >> 16);
+    b[2] = (unsigned char)(v >> 8);
+    b[3] = (unsigned char)v;
+}
+
+/* One message: type byte, length, body. */
+static void send_msg(int fd, char type, const void *body, size_t n)
+{
+    unsigned char head[5];
+
+    head[0] = (unsigned char)type;
+    put32(head + 1, (uint32_t)(n + 4));
+    if (write(fd, head, 5) != 5 || (n && write(fd, body, n) != (ssize_t)n))
+        return;
+}
+
+static void fake_serve(fake_server *fs, int fd)
+{
+    unsigned char len[4], msg[4096], body[4096];
+    char password[1024] = "";
+    size_t n = 0;
+    uint32_t l;
+
+    /* startup, after any SSL or GSS request (answered 'N') */
+    for (;;) {
+        if (!read_full(fd, len, 4) || (l = be32(len)) < 8 || l > sizeof msg ||
+            !read_full(fd, msg, l - 4))
+            return;
+        if (be32(msg) != 80877103 && be32(msg) != 80877104)
+            break;
+        if (write(fd, "N", 1) != 1)
+            return;
+    }
+    if (fs->mode == FAKE_HANG_UP)
+        return;
+    put32(body, 3);                             /* cleartext password */
+    send_msg(fd, 'R', body, 4);
+    if (!read_full(fd, msg, 5) || msg[0] != 'p' || (l = be32(msg + 1)) < 5 ||
+        l - 4 >= sizeof password || !read_full(fd, password, l - 4))
+        return;
+    password[l - 4] = '\0';
+#define FIELD(code, text)                                                    \
+    n += (size_t)snprintf((char *)body + n, sizeof body - n, "%c%s", code,   \
+                          text) + 1
+    FIELD('S', "FATAL");
+    FIELD('V', "FATAL");
+    FIELD('C', "28P01");
+    if (fs->mode == FAKE_ECHO) {
+        char m[1200];
+
+        snprintf(m, sizeof m, "password authentication failed for user "
+                 "\"u\": \"%s\" is wrong", password);
+        FIELD('M', m);
+        snprintf(m, sizeof m, "Connection matched line 1; the password "
+                 "given was %s.", password);
+        FIELD('D', m);
+    } else {
+        FIELD('M', "password authentication failed for user \"u\"");
+    }
+#undef FIELD
+    body[n++] = '\0';
+    send_msg(fd, 'E', body, n);
+}
+
+static void *fake_loop(void *arg)
+{
+    fake_server *fs = arg;
+
+    while (!fs->stop) {
+        struct pollfd p = { fs->listen_fd, POLLIN, 0 };
+        int fd;
+
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        if ((fd = accept(fs->listen_fd, NULL, NULL)) < 0)
+            continue;
+        fake_serve(fs, fd);
+        fs->served++;
+        close(fd);
+    }
+    return NULL;
+}
+
+static void fake_start(fake_server *fs, enum fake_mode mode)
+{
+    struct sockaddr_un sa;
+
+    memset(fs, 0, sizeof *fs);
+    fs->mode = mode;
+    snprintf(fs->dir, sizeof fs->dir, "/tmp/spotdb-fake.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(fs->dir));
+    snprintf(fs->path, sizeof fs->path, "%s/.s.PGSQL." FAKE_PORT, fs->dir);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", fs->path);
+    fs->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(fs->listen_fd, 0);
+    ck_assert_int_eq(bind(fs->listen_fd, (struct sockaddr *)&sa, sizeof sa),
+                     0);
+    ck_assert_int_eq(listen(fs->listen_fd, 16), 0);
+    ck_assert_int_eq(pthread_create(&fs->thread, NULL, fake_loop, fs), 0);
+}
+
+static void fake_stop(fake_server *fs)
+{
+    fs->stop = 1;
+    pthread_join(fs->thread, NULL);
+    close(fs->listen_fd);
+    unlink(fs->path);
+    rmdir(fs->dir);
+}
+
+/* The password forms of the real-server tests, pointed at the fake. */
+static void fake_settings(const fake_server *fs, int form, char *dst,
+                          size_t n)
+{
+    char enc[96];
+    size_t k = 0;
+
+    for (const char *p = fs->dir; *p && k + 4 < sizeof enc; p++)
+        k += (size_t)(*p == '/' ? snprintf(enc + k, sizeof enc - k, "%%2F")
+                                : snprintf(enc + k, sizeof enc - k, "%c",
+                                           *p));
+    switch (form) {
+    case 0:
+        snprintf(dst, n, "host=%s port=" FAKE_PORT " user=u dbname=d "
+                 "password=" M " connect_timeout=3", fs->dir);
+        break;
+    case 1:
+        snprintf(dst, n, "password='it\\'s " M " \\\\ x' host=%s port="
+                 FAKE_PORT " user=u connect_timeout=3", fs->dir);
+        break;
+    case 2:
+        snprintf(dst, n, "postgresql://u:%s@%s:" FAKE_PORT
+                 "/d?connect_timeout=3", M_ENC, enc);
+        break;
+    default:
+        snprintf(dst, n, "postgres://u@%s:" FAKE_PORT "/d?password=a%%20b%%2F"
+                 M "&connect_timeout=3", enc);
+        break;
+    }
+}
+
+/* Each mode, each password form, through spotdb_open (argument,
+ * DATABASE_URL, POSTGRES_*) and the CLI (-d, DATABASE_URL, POSTGRES_*;
+ * migrate and status; with --trace). */
+START_TEST(refused_password_never_shown)
+{
+    static const char *const say[] = {
+        "password authentication failed", "password authentication failed",
+        "server closed the connection",
+    };
+    static cli_stats st;
+    int lib_runs = 0;
+
+    memset(&st, 0, sizeof st);
+    for (int mode = FAKE_REFUSE; mode <= FAKE_HANG_UP; mode++) {
+        fake_server fs;
+        char ci[512];
+
+        fake_start(&fs, (enum fake_mode)mode);
+        for (int form = 0; form < 5; form++) {
+            char env[6][600], *envp[7] = { NULL };
+            const char *args[6];
+
+            if (form < 4) {
+                fake_settings(&fs, form, ci, sizeof ci);
+                for (int src = 0; src < 2; src++) {
+                    char why[2 * SPOTDB__ERRMSG_MAX];
+                    int rc;
+
+                    if (src)
+                        setenv("DATABASE_URL", ci, 1);
+                    rc = open_fails_clean(src ? NULL : ci, why, sizeof why);
+                    unsetenv("DATABASE_URL");
+                    ck_assert_msg(!why[0], "[%s]: %s", ci, why);
+                    ck_assert_int_eq(rc, SPOTDB_ECONN);
+                    ck_assert_msg(strstr(spotdb_last_errmsg(), say[mode]),
+                                  "mode %d: %s", mode, spotdb_last_errmsg());
+                    lib_runs++;
+                }
+                snprintf(env[0], sizeof env[0], "DATABASE_URL=%s", ci);
+                envp[0] = env[0];
+            } else {
+                /* POSTGRES_*: the raw password, specials and all */
+                static const char *const pw = "a b'" M "\\\"%zz";
+                char why[2 * SPOTDB__ERRMSG_MAX];
+
+                setenv("POSTGRES_HOST", fs.dir, 1);
+                setenv("POSTGRES_PORT", FAKE_PORT, 1);
+                setenv("POSTGRES_USER", "u", 1);
+                setenv("POSTGRES_PASSWORD", pw, 1);
+                ck_assert_int_eq(open_fails_clean(NULL, why, sizeof why),
+                                 SPOTDB_ECONN);
+                ck_assert_msg(!why[0], "POSTGRES_*: %s", why);
+                ck_assert(strstr(spotdb_last_errmsg(), say[mode]));
+                lib_runs++;
+                for (int k = 0; k < 4; k++)
+                    unsetenv(postgres_vars[k + 1]);
+                unsetenv("POSTGRES_PASSWORD");
+                snprintf(env[0], sizeof env[0], "POSTGRES_HOST=%s", fs.dir);
+                snprintf(env[1], sizeof env[1], "POSTGRES_PORT=" FAKE_PORT);
+                snprintf(env[2], sizeof env[2], "POSTGRES_USER=u");
+                snprintf(env[3], sizeof env[3], "POSTGRES_PASSWORD=%s", pw);
+                for (int k = 0; k < 4; k++)
+                    envp[k] = env[k];
+            }
+            for (size_t k = 0; k < 4; k++) {
+                cli_run r;
+                char label[700];
+
+                cli_args(k, args, form < 4 && k < 2 ? ci : NULL);
+                snprintf(label, sizeof label, "mode %d form %d run %zu", mode,
+                         form, k);
+                r = cli_start(args, form == 4 || k >= 2 ? envp : NULL, label);
+                cli_finish(&r, &st, say[mode]);
+            }
+        }
+        ck_assert_int_ge(fs.served, 8);
+        fake_stop(&fs);
+    }
+    fprintf(stderr, "refusing server: %d library opens, %d CLI runs, %d "
+            "leaks, %d bad exits\n", lib_runs, st.runs, st.leaks,
+            st.bad_exit);
+    ck_assert_msg(st.leaks == 0 && st.bad_exit == 0, "%s", st.report);
+}
+END_TEST
+
 static Suite *redact_suite(void)
 {
     Suite *s = suite_create("redact");
@@ -934,6 +1678,10 @@ static Suite *redact_suite(void)
     tcase_add_test(tc, defect_uri_truncated_password_as_port);
     tcase_add_test(tc, defect_uri_slash_in_password_echoed_as_dbname);
     tcase_add_test(tc, defect_uri_query_password_without_equals);
+    tcase_add_test(tc, defect_uri_truncated_password_with_comma);
+    tcase_add_test(tc, defect_kv_second_password_in_glued_text);
+    tcase_add_test(tc, defect_kv_formfeed_ends_token);
+    tcase_add_test(tc, defect_uri_newline_in_user);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("secrets");
@@ -941,6 +1689,7 @@ static Suite *redact_suite(void)
     tcase_add_test(tc, secrets_percent_decoded);
     tcase_add_test(tc, secrets_edge_cases);
     tcase_add_test(tc, secrets_from_pgpassword_in_errors);
+    tcase_add_test(tc, secret_with_blanks_found_after_one_line);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("size");
@@ -962,6 +1711,16 @@ static Suite *redact_suite(void)
     tcase_add_test(tc, open_from_database_url);
     tcase_add_test(tc, open_from_postgres_env);
     tcase_add_test(tc, open_from_pgpassword);
+    tcase_add_test(tc, corpus_through_database_url);
+    tcase_add_test(tc, corpus_through_postgres_env);
+    suite_add_tcase(s, tc);
+
+    /* Thousands of processes: slow under sanitizers and a loaded machine. */
+    tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, env_isolate, env_restore);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, corpus_through_the_cli);
+    tcase_add_test(tc, refused_password_never_shown);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,6 +9,7 @@
  * cost 4; the few tests about the cost itself raise it again.
  */
 #include <crypt.h>
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -759,6 +760,12 @@ START_TEST(validation_needs_no_round_trip)
                      "FROM pg_stat_activity WHERE datname = "
                      "current_database() AND pid <> pg_backend_pid() AND "
                      "application_name = 'libspotdb'"), 1);
+    /* gone, so that the call after the refusals finds it closed */
+    for (int i = 0; i < 500 && th_count(c, "SELECT count(*) FROM "
+                                        "pg_stat_activity WHERE datname = "
+                                        "current_database() AND pid <> "
+                                        "pg_backend_pid()") > 0; i++)
+        th_sleep_s(0.01);
     ASSERT_FAILS(spotdb_user_create(&u, db, &bad_email, req, "pw"),
                  SPOTDB_EINVAL, db, "email", "pw");
     ASSERT_FAILS(spotdb_user_create(&u, db, &good, req, ""),
@@ -775,10 +782,11 @@ START_TEST(validation_needs_no_round_trip)
     ASSERT_FAILS(spotdb_user_set_password(db, "nope", "pw2"), SPOTDB_EINVAL,
                  db, NULL, "pw2");
     ck_assert_ptr_null(u);
+    /* the first call that needs the server reconnects (db.h) */
     rc = spotdb_user_get_by_username(&u, db, "admin");
-    ck_assert_msg(rc == SPOTDB_ECONN, "after the session died: %d %s", rc,
+    ck_assert_msg(rc == 0, "after the session died: %d %s", rc,
                   spotdb_errmsg(db));
-    ck_assert_ptr_null(u);
+    spotdb_user_free(u);
     ck_assert_int_eq(users_count(c), 1);
     PQfinish(c);
     spotdb_close(db);
@@ -2095,6 +2103,387 @@ START_TEST(free_null_and_messages_reset)
 }
 END_TEST
 
+/* ---- passwords at the edges ------------------------------------------ */
+
+/*
+ * crypt_rn as the library sees it: this definition takes the place of
+ * libxcrypt's in this executable (the library is linked in statically),
+ * records each setting it is given, then calls the real one.  It shows
+ * which stored values reach crypt without a hook in the library.
+ */
+#define CRYPT_LOG 8
+static struct {
+    int calls;
+    char settings[CRYPT_LOG][128];
+} crypt_log;
+
+typedef char *(*crypt_rn_fn)(const char *, const char *, void *, int);
+
+static crypt_rn_fn real_crypt_rn(void)
+{
+    static crypt_rn_fn fn;
+
+    if (!fn) {
+        void *lib = dlopen("libcrypt.so.1", RTLD_NOW | RTLD_LOCAL), *sym;
+
+        ck_assert_msg(lib != NULL, "dlopen libcrypt.so.1: %s", dlerror());
+        sym = dlsym(lib, "crypt_rn");
+        ck_assert_ptr_nonnull(sym);
+        memcpy(&fn, &sym, sizeof fn);
+    }
+    return fn;
+}
+
+char *crypt_rn(const char *phrase, const char *setting, void *data, int size)
+{
+    if (crypt_log.calls < CRYPT_LOG)
+        snprintf(crypt_log.settings[crypt_log.calls],
+                 sizeof crypt_log.settings[0], "%s", setting);
+    crypt_log.calls++;
+    return real_crypt_rn()(phrase, setting, data, size);
+}
+
+static void crypt_log_reset(void)
+{
+    memset(&crypt_log, 0, sizeof crypt_log);
+}
+
+/* A login attempt that must end in 0 or EAUTH; true when accepted. */
+static bool login_accepted(spotdb_db *db, const char *login,
+                           const char *password)
+{
+    spotdb_user *u = SENTINEL;
+    int rc = spotdb_user_authenticate(&u, db, login, password);
+
+    ck_assert_msg(rc == 0 || rc == SPOTDB_EAUTH, "login %s: %d %s", login,
+                  rc, spotdb_errmsg(db));
+    if (rc == 0) {
+        ck_assert_ptr_nonnull(u);
+        spotdb_user_free(u);
+        return true;
+    }
+    ck_assert_ptr_null(u);
+    check_clean_message(db, password, login);
+    return false;
+}
+
+#define EMOJI4 "\xf0\x9f\x98\x80"     /* U+1F600: 4 bytes */
+
+/* Passwords of 71, 72 and 73 bytes, 4-byte UTF-8, Unicode forms and
+ * embedded NUL: each user accepts only its own password.  (72 bytes
+ * accepted and 73 refused, ASCII and 3-byte UTF-8, empty and NULL, and
+ * raw non-UTF-8 bytes: password_rules.) */
+START_TEST(password_edges_zero_false_accepts)
+{
+    spotdb_db *db = th_open();
+    PGconn *c = raw_conn();
+    char *p71 = repeat("Ab1$", 17, "xyz");          /* 71 bytes */
+    char *p72 = repeat("Ab1$", 18, NULL);           /* 72 bytes */
+    char *p73 = repeat("Ab1$", 18, "!");            /* p72 and one more */
+    char *e72 = repeat(EMOJI4, 18, NULL);           /* 18 chars, 72 B */
+    char *e76 = repeat(EMOJI4, 19, NULL);
+    char *p70 = strndup(p71, 70), *p71x = repeat("Ab1$", 17, "xyzQ");
+    char *p72b = strdup(p72), *p72short = strndup(p72, 71);
+    char *e71 = strndup(e72, 71), *e72b = strdup(e72), *h;
+    static const char nfc[] = "caf\xc3\xa9", nfd[] = "cafe\xcc\x81";
+    static const char with_nul[] = "nul\0tail", other_nul[] = "nul\0else";
+    const uint64_t req = SPOTDB_USER_EMAIL | SPOTDB_USER_USERNAME;
+    spotdb_user *u = SENTINEL;
+    long before;
+    int attempts = 0, false_accepts = 0, false_refusals = 0;
+    struct {
+        const char *login, *right;
+        const char *wrong[4];
+        bool accepts_wrong0;        /* wrong[0] is the same C string */
+    } cases[] = {
+        { "u71", NULL, { NULL }, false },
+        { "u72", NULL, { NULL }, false },
+        { "ue", NULL, { NULL }, false },
+        { "unfc", nfc, { nfd, "CAF\xc3\x89", "cafe", "caf\xc3" }, false },
+        { "unul", with_nul, { other_nul, "nultail", "nu", "nul " }, true },
+    };
+
+    ck_assert_uint_eq(strlen(p71), 71);
+    ck_assert_uint_eq(strlen(p72), 72);
+    ck_assert_uint_eq(strlen(p73), 73);
+    ck_assert_uint_eq(strlen(e72), 72);
+    ck_assert_uint_eq(strlen(p71x), 72);
+    p72b[71] = '%';
+    e72b[71] = '\x81';                  /* the last emoji becomes U+1F601 */
+    cases[0].right = p71;
+    cases[0].wrong[0] = p70;
+    cases[0].wrong[1] = p71x;
+    cases[0].wrong[2] = p72;
+    cases[1].right = p72;
+    cases[1].wrong[0] = p72b;
+    cases[1].wrong[1] = p72short;
+    cases[1].wrong[2] = p71;
+    cases[2].right = e72;
+    cases[2].wrong[0] = e71;
+    cases[2].wrong[1] = e72b;
+    cases[2].wrong[2] = EMOJI4;
+
+    before = users_count(c);
+    /* Over 72 bytes: refused, never cut. */
+    {
+        spotdb_user in = { .email = "long@example.com", .username = "long" };
+
+        ASSERT_FAILS(spotdb_user_create(&u, db, &in, req, p73),
+                     SPOTDB_EINVAL, db, "at most 72 bytes", p73);
+        ASSERT_FAILS(spotdb_user_create(&u, db, &in, req, e76),
+                     SPOTDB_EINVAL, db, "at most 72 bytes", e76);
+        ck_assert_int_eq(users_count(c), before);
+    }
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char email[64];
+        spotdb_user in = { .email = email, .username = cases[k].login };
+
+        snprintf(email, sizeof email, "%s@example.com", cases[k].login);
+        u = NULL;
+        ASSERT_OK(spotdb_user_create(&u, db, &in, req, cases[k].right), db);
+        h = raw_hash(c, u->id);
+        ck_assert(verifies(cases[k].right, h));
+        spotdb_user_free(u);
+        free(h);
+    }
+    ck_assert_int_eq(users_count(c), before + 5);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        attempts++;
+        false_refusals += !login_accepted(db, cases[k].login, cases[k].right);
+        for (int w = 0; w < 4 && cases[k].wrong[w]; w++) {
+            bool expect = w == 0 && cases[k].accepts_wrong0;
+
+            attempts++;
+            if (login_accepted(db, cases[k].login, cases[k].wrong[w]) !=
+                expect) {
+                if (expect)
+                    false_refusals++;
+                else
+                    false_accepts++;
+                fprintf(stderr, "password edge: %s with wrong[%d] %s\n",
+                        cases[k].login, w, expect ? "refused" : "ACCEPTED");
+            }
+        }
+        /* Every user's password against every other user. */
+        for (size_t o = 0; o < sizeof cases / sizeof cases[0]; o++) {
+            if (o == k)
+                continue;
+            attempts++;
+            false_accepts += login_accepted(db, cases[k].login,
+                                            cases[o].right);
+        }
+    }
+    /* 73 bytes whose first 72 are right: EINVAL, not a login. */
+    u = SENTINEL;
+    ASSERT_FAILS(spotdb_user_authenticate(&u, db, "u72", p73), SPOTDB_EINVAL,
+                 db, "password", p73);
+    ck_assert_ptr_null(u);
+    ASSERT_FAILS(spotdb_user_authenticate(&u, db, "ue", e76), SPOTDB_EINVAL,
+                 db, "password", e76);
+    /* The C string ends at NUL: the hash is of "nul" alone. */
+    {
+        spotdb_user *un = NULL;
+
+        ASSERT_OK(spotdb_user_get_by_username(&un, db, "unul"), db);
+        h = raw_hash(c, un->id);
+        ck_assert(verifies("nul", h));
+        ck_assert(!verifies("nultail", h));
+        free(h);
+        spotdb_user_free(un);
+    }
+    fprintf(stderr, "password edges: %d logins, %d false accepts, %d false "
+            "refusals\n", attempts, false_accepts, false_refusals);
+    ck_assert_int_eq(false_accepts, 0);
+    ck_assert_int_eq(false_refusals, 0);
+    free(p70);
+    free(p71);
+    free(p71x);
+    free(p72);
+    free(p72b);
+    free(p72short);
+    free(p73);
+    free(e71);
+    free(e72);
+    free(e72b);
+    free(e76);
+    PQfinish(c);
+    spotdb_close(db);
+}
+END_TEST
+
+/* A hash of `password` in another scheme of libxcrypt (malloc'd). */
+static char *scheme_hash(const char *password, const char *prefix)
+{
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data cd;
+    const char *h;
+
+    ck_assert_msg(crypt_gensalt_rn(prefix, 0, NULL, 0, salt, sizeof salt),
+                  "libxcrypt has no %s", prefix);
+    memset(&cd, 0, sizeof cd);
+    h = crypt_rn(password, salt, &cd, sizeof cd);
+    ck_assert_msg(h && h[0] != '*', "cannot hash with %s", prefix);
+    return strdup(h);
+}
+
+/* What may be in hashed_password, against the right password and a
+ * wrong one: only a well-formed bcrypt hash of the right password logs
+ * in; a stored value that is not bcrypt never reaches crypt (the one
+ * crypt call is the fixed dummy setting), even when it is a valid hash
+ * of the right password in a scheme libxcrypt would accept. */
+START_TEST(stored_hash_formats_zero_false_accepts)
+{
+    static const char *const schemes[] = {
+        "$1$", "$5$", "$6$", "$y$", "$gy$", "$7$", "$sha1$", "$md5", "_", "",
+    };
+    enum { MAX_STORED = 40 };
+    const char *pw = "Right-pw-1", *wrong = "Wrong-pw-1";
+    spotdb_db *db = th_open();
+    PGconn *c = raw_conn();
+    spotdb_user *u = make_user(db, "fmt@example.com", "fmt", "Initial-1");
+    char *stored[MAX_STORED], *b2b = make_hash(pw, "$2b$", 4);
+    bool bcrypt_ok[MAX_STORED];
+    int n = 0, logins = 0, false_accepts = 0, crypt_reached = 0;
+
+    /* Well-formed bcrypt hashes of the right password. */
+    stored[n] = strdup(b2b), bcrypt_ok[n++] = true;
+    stored[n] = make_hash(pw, "$2a$", 4), bcrypt_ok[n++] = true;
+    stored[n] = make_hash(pw, "$2y$", 5), bcrypt_ok[n++] = true;
+    /* The right password in every other scheme. */
+    for (size_t k = 0; k < sizeof schemes / sizeof *schemes; k++) {
+        stored[n] = scheme_hash(pw, schemes[k]);
+        ck_assert_msg(verifies(pw, stored[n]), "%s", stored[n]);
+        bcrypt_ok[n++] = false;
+    }
+    /* bcrypt-like values that are not well formed. */
+    {
+        static const char *const edits[][2] = {
+            { "$2x$", NULL }, { "$2B$", NULL }, { "$2b$03$", NULL },
+            { "$2b$32$", NULL }, { "$3b$", NULL }, { "$2b$4$", NULL },
+        };
+
+        for (size_t k = 0; k < sizeof edits / sizeof *edits; k++) {
+            stored[n] = strdup(b2b);
+            memcpy(stored[n], edits[k][0], strlen(edits[k][0]));
+            bcrypt_ok[n++] = false;
+        }
+    }
+    stored[n] = strndup(b2b, 59), bcrypt_ok[n++] = false;        /* cut */
+    stored[n] = repeat(b2b, 1, "x"), bcrypt_ok[n++] = false;     /* 61 */
+    stored[n] = repeat(" ", 1, b2b), bcrypt_ok[n++] = false;
+    stored[n] = repeat(b2b, 1, "\n"), bcrypt_ok[n++] = false;
+    stored[n] = strdup(b2b), bcrypt_ok[n] = false;
+    stored[n][40] = '!';                                         /* base64 */
+    n++;
+    stored[n] = repeat("$2b$04$", 1, "(not base64, fifty-three characters "
+                       "in all: ok?)"), bcrypt_ok[n++] = false;
+    stored[n] = strdup("garbage"), bcrypt_ok[n++] = false;
+    stored[n] = strdup(""), bcrypt_ok[n++] = false;
+    stored[n] = strdup("*0"), bcrypt_ok[n++] = false;
+    stored[n] = strdup(pw), bcrypt_ok[n++] = false;              /* plain */
+    ck_assert_int_le(n, MAX_STORED);
+
+    for (int k = 0; k < n; k++) {
+        char as_pw[73];
+        const char *tries[3] = { pw, wrong, as_pw };
+
+        /* the stored text itself as the password (72 bytes at most) */
+        snprintf(as_pw, sizeof as_pw, "%s", stored[k][0] ? stored[k] : "x");
+
+        for (int t = 0; t < 3; t++) {
+            bool ok, expect = bcrypt_ok[k] && t == 0;
+
+            raw_set_hash(c, u->id, stored[k]);
+            crypt_log_reset();
+            ok = login_accepted(db, "fmt", tries[t]);
+            logins++;
+            if (ok != expect) {
+                false_accepts += ok;
+                ck_assert_msg(!expect, "stored [%s]: right password refused",
+                              stored[k]);
+                fprintf(stderr, "stored [%s]: try %d ACCEPTED\n", stored[k],
+                        t);
+            }
+            /* Which settings reached crypt. */
+            ck_assert_int_ge(crypt_log.calls, 1);
+            if (bcrypt_ok[k]) {
+                ck_assert_str_eq(crypt_log.settings[0], stored[k]);
+            } else {
+                for (int j = 0; j < crypt_log.calls && j < CRYPT_LOG; j++) {
+                    crypt_reached +=
+                        strcmp(crypt_log.settings[j], stored[k]) == 0;
+                    ck_assert_msg(strncmp(crypt_log.settings[j], "$2b$04$",
+                                          7) == 0,
+                                  "stored [%s] led to crypt setting [%s]",
+                                  stored[k], crypt_log.settings[j]);
+                }
+                ck_assert_int_eq(crypt_log.calls, 1);
+            }
+        }
+    }
+    fprintf(stderr, "stored hashes: %d values x 3 passwords = %d logins, %d "
+            "false accepts; non-bcrypt values that reached crypt: %d\n", n,
+            logins, false_accepts, crypt_reached);
+    ck_assert_int_eq(false_accepts, 0);
+    ck_assert_int_eq(crypt_reached, 0);
+    /* The test's premise: libxcrypt alone would have taken each scheme. */
+    ck_assert_int_ge(n, 25);
+    for (int k = 0; k < n; k++)
+        free(stored[k]);
+    free(b2b);
+    spotdb_user_free(u);
+    PQfinish(c);
+    spotdb_close(db);
+}
+END_TEST
+
+/* A right login on a hash weaker than the policy (cost 12) stores a new
+ * $2b$12$ hash; the next login keeps it.  (Re-hashing at the lowered test
+ * cost, the untouched hash after a failed login and the no-downgrade
+ * rule: authenticate_rehashes_weak_hashes.) */
+START_TEST(lower_cost_login_rehashes_at_12)
+{
+    spotdb_db *db = th_open();
+    PGconn *c = raw_conn();
+    spotdb_user *u = make_user(db, "cost@example.com", "cost", "Initial-1");
+    static const char *const prefixes[] = { "$2b$", "$2a$" };
+    const char *pw = "Cost-pw-12";
+
+    spotdb__bcrypt_cost = 12;
+    for (size_t k = 0; k < 2; k++) {
+        char *weak = make_hash(pw, prefixes[k], 5), *h, *h2;
+
+        raw_set_hash(c, u->id, weak);
+        crypt_log_reset();
+        ck_assert(login_accepted(db, "cost", pw));
+        /* one check of the stored hash, then the new one at cost 12 */
+        ck_assert_int_eq(crypt_log.calls, 2);
+        ck_assert_str_eq(crypt_log.settings[0], weak);
+        ck_assert_msg(strncmp(crypt_log.settings[1], "$2b$12$", 7) == 0,
+                      "new setting %s", crypt_log.settings[1]);
+        h = raw_hash(c, u->id);
+        ck_assert_msg(starts_with(h, "$2b$12$"), "after login: %s", h);
+        ck_assert_uint_eq(strlen(h), 60);
+        ck_assert(verifies(pw, h));
+        ck_assert(!verifies("Cost-pw-1", h));
+        if (k == 0) {
+            /* at the policy's cost now: the next login keeps it */
+            crypt_log_reset();
+            ck_assert(login_accepted(db, "cost@example.com", pw));
+            ck_assert_int_eq(crypt_log.calls, 1);
+            h2 = raw_hash(c, u->id);
+            ck_assert_str_eq(h2, h);
+            free(h2);
+        }
+        free(h);
+        free(weak);
+    }
+    spotdb_user_free(u);
+    PQfinish(c);
+    spotdb_close(db);
+}
+END_TEST
+
 static Suite *users_suite(void)
 {
     Suite *s = suite_create("users");
@@ -2130,6 +2519,9 @@ static Suite *users_suite(void)
     tcase_add_test(tc, authenticate_garbage_hash_is_eauth);
     tcase_add_test(tc, set_password_replaces_the_hash);
     tcase_add_test(tc, free_null_and_messages_reset);
+    tcase_add_test(tc, password_edges_zero_false_accepts);
+    tcase_add_test(tc, stored_hash_formats_zero_false_accepts);
+    tcase_add_test(tc, lower_cost_login_rehashes_at_12);
     suite_add_tcase(s, tc);
     return s;
 }
