@@ -110,6 +110,12 @@ static bool equal_ct(const char *a, const char *b, size_t n)
     return d == 0;
 }
 
+/* Each step of cost doubles bcrypt's work: 12 takes a quarter of a second,
+ * 31 would take days.  A stored cost above this one was not made by the
+ * library, and verifying it would let one edited row stall every login
+ * attempt on it: it is treated as not bcrypt. */
+#define SPOTDB__BCRYPT_COST_MAX 16
+
 bool spotdb__password_verify(const char *password, const char *hash,
                              bool *weak)
 {
@@ -118,7 +124,7 @@ bool spotdb__password_verify(const char *password, const char *hash,
     bool match;
 
     *weak = false;
-    if (cost < 0) {
+    if (cost < 0 || cost > SPOTDB__BCRYPT_COST_MAX) {
         /* Unknown login or a stored value that is not bcrypt: spend the
          * same work on a fixed setting, so the time does not tell. */
         snprintf(dummy, sizeof dummy, "$2b$%02d$abcdefghijklmnopqrstuu",

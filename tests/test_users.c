@@ -2025,6 +2025,39 @@ START_TEST(authenticate_garbage_hash_is_eauth)
 }
 END_TEST
 
+/* A stored cost the library never makes, and that would take minutes to
+ * days to check, is refused at the price of an ordinary failed login. */
+START_TEST(authenticate_refuses_huge_stored_costs)
+{
+    spotdb_db *db = th_open();
+    PGconn *c = raw_conn();
+    spotdb_user *u = make_user(db, "slow@example.com", "slow", "slow-pw");
+    spotdb_user *out = SENTINEL;
+    struct timespec a, b;
+    static const char *const huge[] = {
+        "$2b$17$/ASjsC1a43P.fo6GCkzY6.51BDVO9iE8UsE9KxAzGQW5AU6lIb4y",
+        "$2b$31$/ASjsC1a43P.fo6GCkzY6.51BDVO9iE8UsE9KxAzGQW5AU6lIb4y",
+        NULL
+    };
+
+    for (int i = 0; huge[i]; i++) {
+        raw_set_hash(c, u->id, huge[i]);
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        ASSERT_FAILS(spotdb_user_authenticate(&out, db, "slow", "slow-pw"),
+                     SPOTDB_EAUTH, db, NULL, "slow-pw");
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ck_assert_ptr_null(out);
+        out = SENTINEL;
+        /* cost 17 alone would take about 8 s */
+        ck_assert_msg(elapsed_ms(&a, &b) < 3000.0, "cost %.2s took %.0f ms",
+                      huge[i] + 4, elapsed_ms(&a, &b));
+    }
+    spotdb_user_free(u);
+    PQfinish(c);
+    spotdb_close(db);
+}
+END_TEST
+
 /* ---- set_password ------------------------------------------------------- */
 
 START_TEST(set_password_replaces_the_hash)
@@ -2517,6 +2550,7 @@ static Suite *users_suite(void)
     tcase_add_test(tc, authenticate_timing_does_not_tell_unknown_logins);
     tcase_add_test(tc, authenticate_rehashes_weak_hashes);
     tcase_add_test(tc, authenticate_garbage_hash_is_eauth);
+    tcase_add_test(tc, authenticate_refuses_huge_stored_costs);
     tcase_add_test(tc, set_password_replaces_the_hash);
     tcase_add_test(tc, free_null_and_messages_reset);
     tcase_add_test(tc, password_edges_zero_false_accepts);
