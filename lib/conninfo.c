@@ -248,10 +248,11 @@ int spotdb__conninfo_resolve(spotdb__conninfo *ci, const char *conninfo,
     if (wants_verify_full(ci))
         push(ci, "sslmode", SECURE_SSLMODE);
     /* libpq uses the fallback only when nothing names application_name,
-     * PGAPPNAME included. */
-    push(ci, "fallback_application_name",
-         opts && opts->application_name ? opts->application_name
-                                        : "libspotdb");
+     * PGAPPNAME included; one the settings give is theirs to keep. */
+    if (!has_keyword(ci, "fallback_application_name"))
+        push(ci, "fallback_application_name",
+             opts && opts->application_name ? opts->application_name
+                                            : "libspotdb");
     /* The API speaks UTF-8 whatever the database encoding. */
     if (!has_keyword(ci, "client_encoding"))
         push(ci, "client_encoding", "UTF8");

@@ -34,7 +34,7 @@ static const spotdb__table *const tables[] = {
 };
 #define N_TABLES (sizeof tables / sizeof tables[0])
 
-/* ---- references ---------------------------------------------------------- */
+/* ---- references --------------------------------------------------------- */
 
 /* RFC 3629's table of well-formed sequences (Unicode table 3-7). */
 static long ref_utf8_chars(const char *s)
@@ -182,7 +182,7 @@ static bool ref_uuid(const char *s)
     return s[36] == '\0';
 }
 
-/* ---- rules: reference and phrases ------------------------------------------ */
+/* ---- rules: reference and phrases --------------------------------------- */
 
 typedef struct rule_ref {
     spotdb__text_rule rule;
@@ -241,7 +241,7 @@ static bool run_rule(rule_ref *r, const char *s, char *why, size_t n)
     return false;
 }
 
-/* ---- columns ---------------------------------------------------------------- */
+/* ---- columns ------------------------------------------------------------ */
 
 /* What check_text in lib/table.c must say about s: "" when accepted. */
 static void expected_text(char *want, size_t n, const spotdb__table *t,
