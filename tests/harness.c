@@ -109,6 +109,8 @@ long th_count(PGconn *c, const char *sql)
 }
 
 static char *vquery(PGconn *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static char *vquery(PGconn *c, const char *fmt, va_list ap)
 {
     char sql[8192];
 
