@@ -254,6 +254,14 @@ START_TEST(fork_while_threads_use_the_pool)
     long none = 0, calls = 0;
     int status = 0, k, errors = 0;
 
+#if defined(__SANITIZE_ADDRESS__)
+    /* Under AddressSanitizer a child forked while other threads run may
+     * block for good on the sanitizer's own allocator locks, which fork
+     * copies held (a child hung 60 s in CI's ASan build, never in the
+     * plain, valgrind or ThreadSanitizer ones, which run this test). */
+    printf("fork: with threads running, not under AddressSanitizer\n");
+    return;
+#endif
     o.max_size = 2;
     POOL_OK(spotdb_pool_open(&pool, conninfo, &o));
     parent_pool = pool;
@@ -337,13 +345,7 @@ static Suite *fork_suite(void)
     tcase_add_checked_fixture(tc, th_setup_migrated_db, th_teardown_db);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, child_opens_its_own_parent_keeps_working);
-    /* Under AddressSanitizer a child forked while other threads run may
-     * block for good on the sanitizer's own allocator locks, which fork
-     * copies held (a child hung 60 s in CI's ASan build, never in the
-     * plain, valgrind or ThreadSanitizer ones, which run this test). */
-#if !defined(__SANITIZE_ADDRESS__)
     tcase_add_test(tc, fork_while_threads_use_the_pool);
-#endif
     tcase_add_test(tc, closing_in_the_child_ends_the_parents_session);
     suite_add_tcase(s, tc);
     return s;
