@@ -150,6 +150,10 @@ int spotdb__enter(spotdb_db *db, bool timed);
  * into the statement cache must be looked up after it, since a reconnect
  * empties the cache.  False with the failure recorded. */
 bool spotdb__ready(spotdb_db *db);
+/* Whether the handle's connection is still there, without a round trip:
+ * a poll, and when the socket has something to read, reading it to see
+ * whether it is the server ending the session (a FATAL, EOF). */
+bool spotdb__alive(spotdb_db *db);
 /* Send `sql` (simple protocol when p is NULL; prepared statement `name`
  * when not NULL; else unnamed with parameters) and collect its results
  * as PQexec does, within the call's deadline.  NULL when nothing came

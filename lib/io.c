@@ -54,7 +54,7 @@ static int reconnect(spotdb_db *db)
  * notice), until the EOF shows, lets the call reconnect before it sends
  * anything.  The bound keeps a stream of notifications from holding the
  * call up. */
-static bool alive(spotdb_db *db)
+bool spotdb__alive(spotdb_db *db)
 {
     struct pollfd pfd = { .fd = PQsocket(db->conn), .events = POLLIN };
     bool ok = !db->broken && PQstatus(db->conn) == CONNECTION_OK;
@@ -88,7 +88,7 @@ bool spotdb__ready(spotdb_db *db)
     if (!db->probe_pending)
         return !db->broken;
     db->probe_pending = false;
-    if (alive(db))
+    if (spotdb__alive(db))
         return true;
     /* A transaction the server has rolled back must not silently turn
      * into autocommit calls on a new connection. */

@@ -6,7 +6,6 @@
  * thread has marked as its own.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -291,24 +290,17 @@ static int32_t claim_slot(spotdb_pool *p, int32_t timeout_ms)
 /* Whether an idle handle can be lent.  First without a round trip: the
  * server writes nothing to an idle session of the library (no LISTEN)
  * unless it is ending it (terminated, idle timeout, shutdown: a FATAL
- * message, then the close), so anything to read, which poll() sees,
- * condemns the handle.  Then, for one idle for long, a ping, which finds
+ * message, then the close): the handle's own probe (io.c), one poll when
+ * nothing is there, condemns the handle.  Then, for one idle for long, a ping, which finds
  * a connection that died without a word (a network gone); it runs as a
  * call on the handle, within the handle's call timeout if it has one. */
 static bool healthy(spotdb_pool *p, spotdb_db *db, int64_t idle_since,
                     bool *pinged)
 {
-    PGconn *c = db->conn;
-    struct pollfd pfd;
     PGresult *res;
 
-    if (!c || db->broken || PQstatus(c) != CONNECTION_OK ||
-        PQtransactionStatus(c) != PQTRANS_IDLE || PQsocket(c) < 0)
-        return false;
-    pfd.fd = PQsocket(c);
-    pfd.events = POLLIN;
-    pfd.revents = 0;
-    if (poll(&pfd, 1, 0) != 0)
+    if (!db->conn || PQtransactionStatus(db->conn) != PQTRANS_IDLE ||
+        !spotdb__alive(db))
         return false;
     if (p->idle_check_us < 0 ||
         spotdb__monotonic_us() - idle_since <= p->idle_check_us)
