@@ -936,7 +936,7 @@ static void check_defaults(PGconn *c)
     check_setting(c, "keepalives_idle", "5");
     check_setting(c, "keepalives_interval", "1");
     check_setting(c, "keepalives_count", "3");
-    check_setting(c, "tcp_user_timeout", "9000");
+    check_setting(c, "tcp_user_timeout", "8000");
     check_setting(c, "connect_timeout", "10");
 }
 

@@ -21,8 +21,8 @@
  * give defaults to 10 seconds.  Over TCP, unless the settings say
  * otherwise, keepalives probe an idle connection after 5 seconds, every
  * second, 3 times (`keepalives_idle=5 keepalives_interval=1
- * keepalives_count=3`), and `tcp_user_timeout=9000` gives up on data the
- * peer has not acknowledged for 9 seconds: a dead server or network is
+ * keepalives_count=3`), and `tcp_user_timeout=8000` gives up on data the
+ * peer has not acknowledged for 8 seconds: a dead server or network is
  * noticed within 10 seconds even in the middle of a call.
  *
  * TLS: an `sslmode` in the settings (or `PGSSLMODE`) is passed to libpq
