@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 #define PROBE_SCHEMA "spotdb_catalog_probe"
@@ -88,7 +89,7 @@ static char *replace_all(const char *s, const char *from, const char *to)
 
     for (const char *p = strstr(s, from); p; p = strstr(p + fl, from))
         n++;
-    out = malloc(strlen(s) + n * (tl > fl ? tl - fl : 0) + 1);
+    out = spotdb__malloc(strlen(s) + n * (tl > fl ? tl - fl : 0) + 1);
     if (!out)
         return NULL;
     while (*s) {
@@ -117,8 +118,8 @@ static int describe(spotdb_db *db, const char *schema, const char *qualified,
     if (!res)
         return db->errcode;
     rows = PQntuples(res);
-    out->line = calloc((size_t)rows + 1, sizeof *out->line);
-    out->object = calloc((size_t)rows + 1, sizeof *out->object);
+    out->line = spotdb__calloc((size_t)rows + 1, sizeof *out->line);
+    out->object = spotdb__calloc((size_t)rows + 1, sizeof *out->object);
     if (!out->line || !out->object)
         goto oom;
     for (int r = 0; r < rows; r++) {
@@ -130,8 +131,8 @@ static int describe(spotdb_db *db, const char *schema, const char *qualified,
             goto oom;
         len = strlen(PQgetvalue(res, r, 0)) + strlen(PQgetvalue(res, r, 1)) +
               strlen(detail) + 4;
-        out->line[r] = malloc(len);
-        out->object[r] = strdup(PQgetvalue(res, r, 1));
+        out->line[r] = spotdb__malloc(len);
+        out->object[r] = spotdb__strdup(PQgetvalue(res, r, 1));
         if (out->line[r])
             snprintf(out->line[r], len, "%s %s: %s", PQgetvalue(res, r, 0),
                      PQgetvalue(res, r, 1), detail);

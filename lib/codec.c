@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "table.h"
 /* Type OIDs of the server's catalog (pg_type.dat); stable across
  * releases. */
@@ -339,7 +340,7 @@ typedef union owner {
 
 void *spotdb__owned_alloc(PGresult *res, size_t size)
 {
-    owner *o = malloc(sizeof *o + size);
+    owner *o = spotdb__malloc(sizeof *o + size);
 
     if (!o)
         return NULL;
@@ -358,20 +359,28 @@ void spotdb__release(void *p)
     free(o);
 }
 
+int spotdb__decode_row_into(void **out, void *row, spotdb_db *db,
+                            const spotdb__table *t, PGresult *res, int r)
+{
+    int rc = check_shape(db, t, res);
+
+    if (rc == 0 && (rc = spotdb__decode_rows(db, t, res, r, 1, row)) == 0) {
+        ((owner *)row - 1)->res = res;
+        *out = row;
+        return 0;
+    }
+    free((owner *)row - 1);
+    return rc;
+}
+
 int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
                        PGresult *res, int r)
 {
-    char *row;
-    int rc;
+    void *row;
 
     if (check_shape(db, t, res) != 0)
         return db->errcode;
-    if (!(row = spotdb__owned_alloc(res, t->row_size)))
+    if (!(row = spotdb__owned_alloc(NULL, t->row_size)))
         return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
-    if ((rc = spotdb__decode_rows(db, t, res, r, 1, row)) != 0) {
-        free((owner *)(void *)row - 1);
-        return rc;
-    }
-    *out = row;
-    return 0;
+    return spotdb__decode_row_into(out, row, db, t, res, r);
 }

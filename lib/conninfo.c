@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_S 10
@@ -223,8 +224,8 @@ int spotdb__conninfo_resolve(spotdb__conninfo *ci, const char *conninfo,
     if (ci->raw && (rc = parse_raw(ci)) != 0)
         return rc;
     slots = slots_needed(ci);
-    ci->keywords = calloc(slots, sizeof *ci->keywords);
-    ci->values = calloc(slots, sizeof *ci->values);
+    ci->keywords = spotdb__calloc(slots, sizeof *ci->keywords);
+    ci->values = spotdb__calloc(slots, sizeof *ci->values);
     if (!ci->keywords || !ci->values) {
         spotdb__conninfo_free(ci);
         return spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "alloc.h"
 #include "table.h"
 
 #define CHUNK (64 * 1024)
@@ -30,7 +31,7 @@ static void put(copybuf *b, const void *src, size_t n)
         return;
     if (b->len + n > b->cap) {
         size_t cap = (b->len + n) * 2;
-        unsigned char *bigger = realloc(b->data, cap);
+        unsigned char *bigger = spotdb__realloc(b->data, cap);
 
         if (!bigger) {
             b->oom = true;

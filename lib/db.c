@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 /* Every option struct starts with its unsigned version, and zero is the
@@ -49,7 +50,7 @@ static char *dup_or_null(const char *s, bool *oom)
 
     if (!s)
         return NULL;
-    d = strdup(s);
+    d = spotdb__strdup(s);
     if (!d)
         *oom = true;
     return d;
@@ -204,7 +205,7 @@ static int detect_pooler(spotdb_db *db, int pooler)
  * from.  The main connection then insists on a primary. */
 static spotdb_db *new_handle(spotdb__conninfo *ci, const open_settings *o)
 {
-    spotdb_db *db = calloc(1, sizeof *db);
+    spotdb_db *db = spotdb__calloc(1, sizeof *db);
     bool oom = !db;
 
     if (!db)

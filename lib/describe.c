@@ -17,6 +17,7 @@
 
 #include <json-c/json_object.h>
 
+#include "alloc.h"
 #include "table.h"
 
 #define STR(x) #x
@@ -862,7 +863,7 @@ static char *build(void)
         text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN |
                                               JSON_C_TO_STRING_NOSLASHESCAPE);
     if (text)
-        copy = strdup(text);
+        copy = spotdb__strdup(text);
     json_object_put(doc);
     return copy;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "internal.h"
 #include "password.h"
 
@@ -52,7 +53,7 @@ static void add(builder *b, int severity, const char *code, const char *fmt,
         return;
     if (b->r->count == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
-        spotdb_doctor_finding *grown = realloc(b->r->findings,
+        spotdb_doctor_finding *grown = spotdb__realloc(b->r->findings,
                                                cap * sizeof *grown);
         if (!grown) {
             b->oom = true;
@@ -64,7 +65,7 @@ static void add(builder *b, int severity, const char *code, const char *fmt,
     va_start(ap, fmt);
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || !(msg = malloc((size_t)n + 1))) {
+    if (n < 0 || !(msg = spotdb__malloc((size_t)n + 1))) {
         b->oom = true;
         return;
     }
@@ -108,6 +109,7 @@ static int check_admin_password(builder *b, spotdb_db *db)
     static const char *const params[1] = { SEEDED_ADMIN_USERNAME };
     char hash[SPOTDB__HASH_LEN + 1] = "";
     bool active = false, weak, match;
+    int rc;
     PGresult *res = spotdb__exec_params(
         db, "SELECT hashed_password, is_active FROM users WHERE username = $1",
         1, params, "reading the admin user");
@@ -122,8 +124,11 @@ static int check_admin_password(builder *b, spotdb_db *db)
     PQclear(res);
     if (!hash[0])
         return 0;           /* no such user, or no bcrypt hash: no login */
-    match = spotdb__password_verify(SEEDED_ADMIN_PASSWORD, hash, &weak);
+    rc = spotdb__password_verify(db, SEEDED_ADMIN_PASSWORD, hash, &match,
+                                 &weak);
     spotdb__wipe(hash, sizeof hash);
+    if (rc != 0)
+        return refused(b, db, rc, "default admin password");
     if (match)
         add(b, active ? SPOTDB_DOCTOR_ERROR : SPOTDB_DOCTOR_WARNING,
             "default_admin_password",
@@ -421,7 +426,7 @@ int spotdb_doctor_run(spotdb_doctor_report **out, spotdb_db *db)
                             "transaction is open on the handle; end it first");
     if ((rc = spotdb_status_get(&st, db)) != 0)
         return rc;
-    if (!(b.r = calloc(1, sizeof *b.r))) {
+    if (!(b.r = spotdb__calloc(1, sizeof *b.r))) {
         spotdb_status_free(st);
         return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
     }

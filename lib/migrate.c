@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 /* "spotdb" in ASCII, then the lock's own number: a constant any tool can
@@ -146,7 +147,7 @@ static int load_applied(spotdb_db *db, applied_list *out)
     if (!res)
         return db->errcode;
     rows = PQntuples(res);
-    out->rows = calloc((size_t)rows + 1, sizeof *out->rows);
+    out->rows = spotdb__calloc((size_t)rows + 1, sizeof *out->rows);
     if (!out->rows) {
         PQclear(res);
         return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
@@ -155,8 +156,8 @@ static int load_applied(spotdb_db *db, applied_list *out)
         applied *a = &out->rows[r];
 
         a->version = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        a->name = strdup(PQgetvalue(res, r, 1));
-        a->checksum = strdup(PQgetvalue(res, r, 2));
+        a->name = spotdb__strdup(PQgetvalue(res, r, 1));
+        a->checksum = spotdb__strdup(PQgetvalue(res, r, 2));
         a->applied_at_us = strtoll(PQgetvalue(res, r, 3), NULL, 10);
         a->execution_ms = (int32_t)strtol(PQgetvalue(res, r, 4), NULL, 10);
         out->n = (size_t)r + 1;
@@ -505,8 +506,8 @@ static int info_copy(spotdb_migration_info *dst, int64_t version,
                      const char *name, const char *checksum, int state)
 {
     dst->version = version;
-    dst->name = strdup(name);
-    dst->checksum = strdup(checksum);
+    dst->name = spotdb__strdup(name);
+    dst->checksum = spotdb__strdup(checksum);
     dst->applied_at_us = 0;
     dst->execution_ms = -1;
     dst->state = state;
@@ -533,8 +534,8 @@ void spotdb_status_free(spotdb_status *st)
 static int fill_status(spotdb_status *st, const spotdb__migration_set *set,
                        const applied_list *l)
 {
-    st->applied = calloc(l->n + 1, sizeof *st->applied);
-    st->pending = calloc(set->count + 1, sizeof *st->pending);
+    st->applied = spotdb__calloc(l->n + 1, sizeof *st->applied);
+    st->pending = spotdb__calloc(set->count + 1, sizeof *st->pending);
     if (!st->applied || !st->pending)
         return SPOTDB_ENOMEM;
     for (size_t i = 0; i < l->n; i++) {
@@ -601,7 +602,7 @@ int spotdb__status_set(spotdb_status **out, spotdb_db *db,
         return rc;
     if (exists && (rc = load_applied(db, &l)) != 0)
         return rc;
-    st = calloc(1, sizeof *st);
+    st = spotdb__calloc(1, sizeof *st);
     if (!st) {
         applied_free(&l);
         return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "password.h"
 
 int spotdb__bcrypt_cost = 12;
@@ -66,29 +67,32 @@ int spotdb__bcrypt_cost_of(const char *hash)
 }
 
 /* crypt_rn into `out`; the work area holds password-derived state and is
- * wiped.  Returns false when libxcrypt fails (NULL or a "*" result). */
-static bool bcrypt(const char *password, const char *setting,
-                   char out[SPOTDB__HASH_LEN + 1])
+ * wiped.  Returns 0, SPOTDB_ENOMEM when the work area (32 KiB, too much
+ * for a thread's stack) cannot be allocated, or SPOTDB_ERROR when
+ * libxcrypt fails (NULL or a "*" result).  Nothing is recorded. */
+static int bcrypt(const char *password, const char *setting,
+                  char out[SPOTDB__HASH_LEN + 1])
 {
-    struct crypt_data *data = calloc(1, sizeof *data);
+    struct crypt_data *data = spotdb__calloc(1, sizeof *data);
     const char *h;
     bool ok;
 
     if (!data)
-        return false;
+        return SPOTDB_ENOMEM;
     h = crypt_rn(password, setting, data, (int)sizeof *data);
     ok = h && h[0] != '*' && strlen(h) == SPOTDB__HASH_LEN;
     if (ok)
         memcpy(out, h, SPOTDB__HASH_LEN + 1);
     spotdb__wipe(data, sizeof *data);
     free(data);
-    return ok;
+    return ok ? 0 : SPOTDB_ERROR;
 }
 
 int spotdb__password_hash(spotdb_db *db, const char *password,
                           char out[SPOTDB__HASH_LEN + 1])
 {
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    int rc;
 
     /* NULL random bytes: libxcrypt reads them from the OS. */
     if (!crypt_gensalt_rn("$2b$", (unsigned long)spotdb__bcrypt_cost, NULL, 0,
@@ -96,8 +100,10 @@ int spotdb__password_hash(spotdb_db *db, const char *password,
         setting[0] == '*')
         return spotdb__fail(db, SPOTDB_ERROR, "password: cannot make a "
                             "bcrypt salt");
-    if (!bcrypt(password, setting, out))
-        return spotdb__fail(db, SPOTDB_ERROR, "password: bcrypt failed");
+    if ((rc = bcrypt(password, setting, out)) == SPOTDB_ENOMEM)
+        return spotdb__fail(db, rc, "password: out of memory");
+    if (rc != 0)
+        return spotdb__fail(db, rc, "password: bcrypt failed");
     return 0;
 }
 
@@ -116,24 +122,33 @@ static bool equal_ct(const char *a, const char *b, size_t n)
  * attempt on it: it is treated as not bcrypt. */
 #define SPOTDB__BCRYPT_COST_MAX 16
 
-bool spotdb__password_verify(const char *password, const char *hash,
-                             bool *weak)
+/* Out of memory is a failure of the call, never a mismatch: a right
+ * password must not read as a wrong one (nor the doctor's check of the
+ * seeded password as passed). */
+int spotdb__password_verify(spotdb_db *db, const char *password,
+                            const char *hash, bool *match, bool *weak)
 {
     char dummy[32], out[SPOTDB__HASH_LEN + 1];
     int cost = hash ? spotdb__bcrypt_cost_of(hash) : -1;
-    bool match;
+    int rc;
 
+    *match = false;
     *weak = false;
     if (cost < 0 || cost > SPOTDB__BCRYPT_COST_MAX) {
         /* Unknown login or a stored value that is not bcrypt: spend the
          * same work on a fixed setting, so the time does not tell. */
         snprintf(dummy, sizeof dummy, "$2b$%02d$abcdefghijklmnopqrstuu",
                  spotdb__bcrypt_cost);
-        bcrypt(password, dummy, out);
-        return false;
+        rc = bcrypt(password, dummy, out);
+    } else {
+        rc = bcrypt(password, hash, out);
+        *match = rc == 0 && equal_ct(out, hash, SPOTDB__HASH_LEN);
+        *weak = cost < spotdb__bcrypt_cost || hash[2] != 'b';
     }
-    match = bcrypt(password, hash, out) &&
-            equal_ct(out, hash, SPOTDB__HASH_LEN);
-    *weak = cost < spotdb__bcrypt_cost || hash[2] != 'b';
-    return match;
+    spotdb__wipe(out, sizeof out);
+    if (rc == SPOTDB_ENOMEM) {
+        *match = false;
+        return spotdb__fail(db, rc, "password: out of memory");
+    }
+    return 0;
 }

@@ -21,10 +21,11 @@ int spotdb__password_hash(spotdb_db *db, const char *password,
                           char out[SPOTDB__HASH_LEN + 1]);
 /* Cost of a well-formed bcrypt hash, else -1. */
 int spotdb__bcrypt_cost_of(const char *hash);
-/* Whether `password` matches `hash` (NULL: unknown user); always does one
- * bcrypt at least at the current cost.  *weak tells a match that should
- * be re-hashed. */
-bool spotdb__password_verify(const char *password, const char *hash,
-                             bool *weak);
+/* Whether `password` matches `hash` (NULL: unknown user), in *match;
+ * always does one bcrypt at least at the current cost.  *weak tells a
+ * match that should be re-hashed.  Returns 0, or SPOTDB_ENOMEM (recorded
+ * on db, *match false) when bcrypt's work area cannot be allocated. */
+int spotdb__password_verify(spotdb_db *db, const char *password,
+                            const char *hash, bool *match, bool *weak);
 
 #endif /* SPOTDB_PASSWORD_H */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 #define DEFAULT_MAX_SIZE 10
@@ -88,7 +89,7 @@ static int copy_open_options(spotdb_pool *p, const spotdb_open_options *o)
     memcpy(&p->open_opts, o, size);
     p->has_open_opts = true;
     if (o->application_name) {
-        if (!(p->application_name = strdup(o->application_name)))
+        if (!(p->application_name = spotdb__strdup(o->application_name)))
             return spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
         p->open_opts.application_name = p->application_name;
     }
@@ -196,7 +197,7 @@ int spotdb_pool_open(spotdb_pool **out, const char *conninfo,
         return spotdb__fail(NULL, SPOTDB_EINVAL,
                             "spotdb_pool_open: out must not be NULL");
     *out = NULL;
-    if (!(p = calloc(1, sizeof *p)))
+    if (!(p = spotdb__calloc(1, sizeof *p)))
         return spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
     if (init_sync(p) != 0) {
         free(p);
@@ -207,8 +208,8 @@ int spotdb_pool_open(spotdb_pool **out, const char *conninfo,
         destroy(p);
         return rc;
     }
-    p->slots = calloc((size_t)p->max_size, sizeof *p->slots);
-    if (!p->slots || (conninfo && !(p->conninfo = strdup(conninfo)))) {
+    p->slots = spotdb__calloc((size_t)p->max_size, sizeof *p->slots);
+    if (!p->slots || (conninfo && !(p->conninfo = spotdb__strdup(conninfo)))) {
         destroy(p);
         return spotdb__fail(NULL, SPOTDB_ENOMEM, "out of memory");
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 #define MASK "***"
@@ -357,7 +358,7 @@ static void collect_raw(spans *sp, const char *t, const char *raw)
 static void collect_secret(spans *sp, const char *t, const char *secret)
 {
     size_t slen = strlen(secret);
-    char *dec = malloc(slen + 1);
+    char *dec = spotdb__malloc(slen + 1);
 
     mask_literal(sp, t, secret, slen);
     if (dec) {

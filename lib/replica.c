@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 #define RETRY_US INT64_C(10000000)
@@ -22,15 +23,15 @@ spotdb__settings *spotdb__settings_copy(const char *const *keywords,
                                         const char *const *values,
                                         const char *attrs)
 {
-    spotdb__settings *s = calloc(1, sizeof *s);
+    spotdb__settings *s = spotdb__calloc(1, sizeof *s);
     size_t n = 0, k = 0;
     bool oom = !s;
 
     while (keywords[n])
         n++;
     if (s) {
-        s->keywords = calloc(n + 2, sizeof *s->keywords);
-        s->values = calloc(n + 2, sizeof *s->values);
+        s->keywords = spotdb__calloc(n + 2, sizeof *s->keywords);
+        s->values = spotdb__calloc(n + 2, sizeof *s->values);
         oom = !s->keywords || !s->values;
     }
     for (size_t i = 0; i <= n && !oom; i++) {
@@ -39,8 +40,8 @@ spotdb__settings *spotdb__settings_copy(const char *const *keywords,
 
         if (i < n && strcmp(kw, "target_session_attrs") == 0)
             continue;
-        kc = strdup(kw);
-        vc = strdup(i < n ? values[i] : attrs);
+        kc = spotdb__strdup(kw);
+        vc = spotdb__strdup(i < n ? values[i] : attrs);
         if (!kc || !vc) {
             free(kc);
             free(vc);

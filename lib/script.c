@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 /* Byte offset of the pos-th character (1-based, as the server counts) of
@@ -60,8 +61,8 @@ int spotdb__run_script(spotdb_db *db, const spotdb__migration *m,
                             "line %u, column %u", prefix, m->filename, line,
                             col);
     }
-    stmts = calloc((size_t)n + 1, sizeof *stmts);
-    copy = malloc(m->sql_len + 1);
+    stmts = spotdb__calloc((size_t)n + 1, sizeof *stmts);
+    copy = spotdb__malloc(m->sql_len + 1);
     if (!stmts || !copy) {
         free(stmts);
         free(copy);

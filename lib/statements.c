@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "table.h"
 
 #define SPOTDB__STATEMENTS_MAX 128
@@ -75,10 +76,10 @@ static const char *prepared(spotdb_db *db, const char *sql,
     if (name || db->unnamed || db->nstatements == SPOTDB__STATEMENTS_MAX)
         return name;
     if (!db->statements &&
-        !(db->statements = calloc(SPOTDB__STATEMENTS_MAX, sizeof *s)))
+        !(db->statements = spotdb__calloc(SPOTDB__STATEMENTS_MAX, sizeof *s)))
         return NULL;            /* out of memory: run it unnamed */
     s = &db->statements[db->nstatements];
-    if (!(s->sql = strdup(sql)))
+    if (!(s->sql = spotdb__strdup(sql)))
         return NULL;
     /* Names never repeat on a connection: a DEALLOCATE that failed (in an
      * aborted transaction, say) must not make a new PREPARE collide. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "table.h"
 
 #define BATCH "1000"
@@ -130,7 +131,8 @@ int spotdb__stream_rows(spotdb_db *db, const spotdb__table *t,
     PGresult *res;
     int rc;
 
-    if (!(declare = malloc(len)) || !(row = malloc(t->row_size))) {
+    if (!(declare = spotdb__malloc(len)) ||
+        !(row = spotdb__malloc(t->row_size))) {
         free(declare);
         return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
     }

@@ -351,20 +351,40 @@ static int not_found(spotdb_db *db, const missing *m)
                         m->entity, m->column, m->value);
 }
 
-/* The row of a statement that returns at most one. */
+/* The row of a statement that returns at most one, decoded into `spare`
+ * when not NULL (a write's row, allocated before it ran), which is freed
+ * when unused. */
 static int one_row(void **out, spotdb_db *db, const spotdb__table *t,
-                   PGresult *res, const missing *m)
+                   PGresult *res, const missing *m, void *spare)
 {
     int rc = 0;
 
-    if (!res)
-        return db->errcode;
-    if (PQntuples(res) == 0)
+    if (!res) {
+        rc = db->errcode;
+    } else if (PQntuples(res) == 0) {
         rc = not_found(db, m);
-    else if (out && (rc = spotdb__decode_row(out, db, t, res, 0)) == 0)
-        return 0;               /* the row owns res now */
+    } else if (out) {
+        rc = spare ? spotdb__decode_row_into(out, spare, db, t, res, 0)
+                   : spotdb__decode_row(out, db, t, res, 0);
+        if (rc == 0)
+            return 0;           /* the row owns res now */
+        spare = NULL;           /* freed by decode_row_into */
+    }
+    spotdb__release(spare);
     PQclear(res);
     return rc;
+}
+
+/* A write's row is allocated before the statement runs: running out of
+ * memory once the server has stored the write would report a failure
+ * for a write that happened. */
+static int spare_row(void **spare, spotdb_db *db, const spotdb__table *t,
+                     void **out)
+{
+    *spare = NULL;
+    if (out && !(*spare = spotdb__owned_alloc(NULL, t->row_size)))
+        return spotdb__fail(db, SPOTDB_ENOMEM, "out of memory");
+    return 0;
 }
 
 /* "<verb> <noun>", the context of a server's error message, without
@@ -464,9 +484,11 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
     bool first = true;
     char what[64];
     missing m = { t->entity, "id", "", NULL, NULL };
+    void *spare;
 
     if ((rc = begin_call(db, out)) != 0 ||
-        (rc = spotdb__check_write(db, t, w, true)) != 0)
+        (rc = spotdb__check_write(db, t, w, true)) != 0 ||
+        (rc = spare_row(&spare, db, t, out)) != 0)
         return rc;
     sql_add(&sql, "INSERT INTO %s (", t->relation);
     for (size_t i = 0; i < t->ncolumns; i++)
@@ -510,7 +532,7 @@ int spotdb__insert(void **out, spotdb_db *db, const spotdb__table *t,
                    run_write(db, t, w, &sql, &p,
                              context(what, sizeof what, "creating",
                                      t->entity)),
-                   &m);
+                   &m, spare);
 }
 
 int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
@@ -523,6 +545,7 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
     missing m = { t->entity, "id", id, NULL, NULL };
     static const spotdb__column key = { "id", SPOTDB__UUID, 0, 0, 0, 0,
                                         NULL, NULL, NULL };
+    void *spare;
 
     if ((rc = begin_call(db, out)) != 0 || (rc = check_id(db, t, id)) != 0)
         return rc;
@@ -530,7 +553,8 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
         return spotdb__fail(db, SPOTDB_EINVAL, "%s: fields is empty: an "
                             "update must name at least one column",
                             t->entity);
-    if ((rc = spotdb__check_write(db, t, w, false)) != 0)
+    if ((rc = spotdb__check_write(db, t, w, false)) != 0 ||
+        (rc = spare_row(&spare, db, t, out)) != 0)
         return rc;
     sql_add(&sql, "UPDATE %s SET ", t->relation);
     for (size_t i = 0; i < t->ncolumns; i++)
@@ -549,7 +573,7 @@ int spotdb__update(void **out, spotdb_db *db, const spotdb__table *t,
                    run_write(db, t, w, &sql, &p,
                              context(what, sizeof what, "updating",
                                      t->entity)),
-                   &m);
+                   &m, spare);
 }
 
 int spotdb__delete(spotdb_db *db, const spotdb__table *t, const char *id)
@@ -609,7 +633,7 @@ int spotdb__get(void **out, spotdb_db *db, const spotdb__table *t,
     return one_row(out, db, t,
                    run(db, &sql, &p, context(what, sizeof what, "reading",
                                              t->entity)),
-                   &m);
+                   &m, NULL);
 }
 
 /* WHERE clause of a filter struct; returns 0 or a code. */

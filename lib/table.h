@@ -161,6 +161,11 @@ void spotdb__release(void *p);
 /* Row r of res as one owned row: on success res belongs to the row. */
 int spotdb__decode_row(void **out, spotdb_db *db, const spotdb__table *t,
                        PGresult *res, int r);
+/* The same into `row`, a block of spotdb__owned_alloc(NULL, row_size)
+ * made before a write (so that out of memory cannot follow a stored
+ * write); the block is freed on failure. */
+int spotdb__decode_row_into(void **out, void *row, spotdb_db *db,
+                            const spotdb__table *t, PGresult *res, int r);
 
 /* ---- statements.c ------------------------------------------------------ */
 

@@ -190,8 +190,11 @@ int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
         (rc = find_login(&user, &found, stored, db, login)) != 0)
         return rc;
     /* Every path does the same bcrypt work before deciding. */
-    ok = spotdb__password_verify(password, stored[0] ? stored : NULL, &weak);
+    rc = spotdb__password_verify(db, password, stored[0] ? stored : NULL,
+                                 &ok, &weak);
     spotdb__wipe(stored, sizeof stored);
+    if (rc != 0)
+        return rc;              /* out of memory, not a wrong password */
     if (!ok || !found || !user.is_active) {
         return spotdb__fail(db, SPOTDB_EAUTH, "authentication failed: wrong "
                             "login or password, or the user is inactive");
