@@ -177,6 +177,8 @@ static const function global_functions[] = {
     GLOBAL(spotdb_begin, int, (spotdb_db *db)),
     GLOBAL(spotdb_commit, int, (spotdb_db *db)),
     GLOBAL(spotdb_rollback, int, (spotdb_db *db)),
+    GLOBAL(spotdb_set_scope, int, (spotdb_db *db, const char *user_id)),
+    GLOBAL(spotdb_scope, const char *, (const spotdb_db *db)),
     GLOBAL(spotdb_migrate_options_init, int, (spotdb_migrate_options *opts,
                                               unsigned int version)),
     GLOBAL(spotdb_migrate, int, (spotdb_db *db,
@@ -408,6 +410,7 @@ static const named_value errors[] = {
     VALUE(SPOTDB_ELOCKED), VALUE(SPOTDB_EPOOLER), VALUE(SPOTDB_ETIMEOUT),
     VALUE(SPOTDB_ECANCELED), VALUE(SPOTDB_EUNKNOWN),
     VALUE(SPOTDB_ESERIALIZATION),
+    VALUE(SPOTDB_EDENIED),
 };
 
 /* Names of the extra rules, for generators that want to check early. */

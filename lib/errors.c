@@ -32,6 +32,7 @@ const char *spotdb_strerror(int code)
     case SPOTDB_ECANCELED: return "cancelled";
     case SPOTDB_EUNKNOWN: return "outcome unknown: the connection broke after the write was sent";
     case SPOTDB_ESERIALIZATION: return "serialization failure or deadlock: retry the transaction";
+    case SPOTDB_EDENIED: return "not allowed for the acting user";
     default: return "unknown error";
     }
 }
@@ -104,6 +105,8 @@ int spotdb__code_for_sqlstate(const char *sqlstate, bool conn_ok)
         return SPOTDB_ENOMEM;
     if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
         return SPOTDB_ESERIALIZATION;
+    if (strcmp(sqlstate, "42501") == 0)
+        return SPOTDB_EDENIED;
     if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0)
         return SPOTDB_ECONN;
     return SPOTDB_ESQL;

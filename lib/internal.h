@@ -79,6 +79,12 @@ struct spotdb_db {
                                        connection yet */
     bool probing, doomed;           /* io.c's probe, and a FATAL it found */
     bool tx_open;                   /* between spotdb_begin and its end */
+    /* The acting user (scope.c): a UUID, "" for none; whether the
+     * connection's role was found to be held by row-level security. */
+    char scope[SPOTDB_UUID_SIZE];
+    bool scope_enforced;
+    /* Whether COPY FROM is refused to the role (copy.c), once known. */
+    bool copy_checked, copy_refused;
     unsigned long reconnects;
     /* The trace hook (trace.c). */
     spotdb_trace_fn trace_fn;
@@ -135,6 +141,15 @@ PGresult *spotdb__pq_exec(spotdb_db *db, const char *sql, const char *name);
 void spotdb__quiet(spotdb_db *db, const char *sql, const char *name);
 int64_t spotdb__monotonic_us(void);
 
+/* ---- scope.c ----------------------------------------------------------- */
+
+/* The statement naming the acting user for the current transaction; its
+ * one parameter is the user's id, or "" for none. */
+extern const char spotdb__scope_sql[];
+/* Act as user `id` ("" for none) from now on, without the checks of
+ * spotdb_set_scope(); inside a transaction the setting is sent at once. */
+int spotdb__scope_switch(spotdb_db *db, const char *id);
+
 /* ---- io.c -------------------------------------------------------------- */
 
 struct spotdb__params;              /* table.h */
@@ -158,7 +173,9 @@ bool spotdb__alive(spotdb_db *db);
  * when not NULL; else unnamed with parameters) and collect its results
  * as PQexec does, within the call's deadline.  NULL when nothing came
  * (then the handle knows why: out of memory, a send that failed, an
- * abandoned connection); the caller checks the result. */
+ * abandoned connection); the caller checks the result.  On a scoped
+ * handle outside a transaction the statement runs behind the acting
+ * user's set_config (scope.c), in the same implicit transaction. */
 PGresult *spotdb__run(spotdb_db *db, const char *sql, const char *name,
                       const struct spotdb__params *p);
 /* The same with text parameters and text results. */

@@ -224,30 +224,106 @@ static PGresult *collect(spotdb_db *db)
     return last;
 }
 
-PGresult *spotdb__run(spotdb_db *db, const char *sql, const char *name,
-                      const spotdb__params *p)
+/* One statement to send: binary parameters (p, with a prepared name or
+ * not), text ones (in_text: ntext of them, results in text too), or none
+ * (the simple protocol, results in text). */
+typedef struct statement {
+    const char *sql;
+    const char *name;
+    const spotdb__params *p;
+    bool in_text;
+    int ntext;
+    const char *const *text;
+} statement;
+
+/* A pipeline allows the extended protocol only: a statement without
+ * parameters goes as one with none, its results in text as before. */
+static int send_statement(spotdb_db *db, const statement *s, bool pipelined)
+{
+    const spotdb__params *p = s->p;
+
+    if (s->in_text || (!p && pipelined))
+        return PQsendQueryParams(db->conn, s->sql, s->ntext, NULL, s->text,
+                                 NULL, NULL, 0);
+    if (!p)
+        return PQsendQuery(db->conn, s->sql);
+    return s->name ? PQsendQueryPrepared(db->conn, s->name, p->n, p->values,
+                                         p->lengths, p->formats, 1)
+                   : PQsendQueryParams(db->conn, s->sql, p->n, p->types,
+                                       p->values, p->lengths, p->formats, 1);
+}
+
+/* Read the pipeline's results up to its sync, so it can be left. */
+static void to_sync(spotdb_db *db)
+{
+    PGresult *res;
+    bool sync = false;
+
+    while (!sync && !db->broken && PQstatus(db->conn) == CONNECTION_OK &&
+           spotdb__await(db) && (res = PQgetResult(db->conn)) != NULL) {
+        sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+        PQclear(res);
+    }
+}
+
+/* Outside a transaction, a scoped handle's statement goes in one pipeline
+ * behind the set_config that names the acting user: everything before a
+ * pipeline's sync is one implicit transaction, so the transaction-local
+ * setting holds for exactly this statement (or, for a BEGIN, for the
+ * transaction it opens), costs no round trip, and reaches the same server
+ * session behind a transaction-mode pooler.  Should the set_config fail,
+ * its error is the answer: the statement was skipped. */
+static PGresult *run_scoped(spotdb_db *db, const statement *s)
+{
+    const char *user = db->scope;
+    PGresult *set = NULL, *res = NULL;
+
+    if (!PQenterPipelineMode(db->conn))
+        return NULL;
+    db->sent = PQsendQueryParams(db->conn, spotdb__scope_sql, 1, NULL, &user,
+                                 NULL, NULL, 0) &&
+               send_statement(db, s, true) && PQpipelineSync(db->conn);
+    if (db->sent) {
+        set = collect(db);
+        res = collect(db);
+        to_sync(db);
+    }
+    if (set && PQresultStatus(set) != PGRES_TUPLES_OK &&
+        PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+        PQclear(res);
+        res = set;
+        set = NULL;
+    }
+    PQclear(set);
+    (void)PQexitPipelineMode(db->conn);
+    return res;
+}
+
+static PGresult *run(spotdb_db *db, const statement *s)
 {
     if (!spotdb__ready(db))
         return NULL;
-    db->unsure = unsure_if_lost(db, sql);
-    db->sent = !p ? PQsendQuery(db->conn, sql)
-             : name ? PQsendQueryPrepared(db->conn, name, p->n, p->values,
-                                          p->lengths, p->formats, 1)
-                    : PQsendQueryParams(db->conn, sql, p->n, p->types,
-                                        p->values, p->lengths, p->formats,
-                                        1);
+    db->unsure = unsure_if_lost(db, s->sql);
+    if (db->scope[0] && PQtransactionStatus(db->conn) == PQTRANS_IDLE)
+        return run_scoped(db, s);
+    db->sent = send_statement(db, s, false);
     return db->sent ? collect(db) : NULL;
+}
+
+PGresult *spotdb__run(spotdb_db *db, const char *sql, const char *name,
+                      const spotdb__params *p)
+{
+    statement s = { sql, name, p, false, 0, NULL };
+
+    return run(db, &s);
 }
 
 PGresult *spotdb__run_text(spotdb_db *db, const char *sql, int n,
                            const char *const *values)
 {
-    if (!spotdb__ready(db))
-        return NULL;
-    db->unsure = unsure_if_lost(db, sql);
-    db->sent = PQsendQueryParams(db->conn, sql, n, NULL, values, NULL, NULL,
-                                 0);
-    return db->sent ? collect(db) : NULL;
+    statement s = { sql, NULL, NULL, true, n, values };
+
+    return run(db, &s);
 }
 
 PGresult *spotdb__prepare(spotdb_db *db, const char *name, const char *sql,

@@ -386,6 +386,7 @@ static bool reset(spotdb_pool *p, spotdb_db *db)
 {
     spotdb_set_trace(db, NULL, NULL);
     spotdb_set_call_timeout(db, p->open_opts.call_timeout_ms);
+    db->scope[0] = '\0';           /* the next user must name their own */
     if (db->read_settings)
         spotdb_replica_reads(db, 1);
     if (spotdb_in_transaction(db) && spotdb_rollback(db) != 0)

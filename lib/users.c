@@ -136,8 +136,10 @@ int spotdb_user_set_password(spotdb_db *db, const char *id,
 
 /* The user a login names: its id, whether it is active, and its stored
  * hash ("" when none).  A login with @ is an email, otherwise a username:
- * usernames may not hold @, so the two never collide.  The row is decoded
- * on the stack and the result, which holds the hash, cleared here. */
+ * usernames may not hold @, so the two never collide.  spotdb_login()
+ * (migration 0003) reads it past row-level security, since nobody acts
+ * as a user not yet found.  The row is decoded on the stack and the
+ * result, which holds the hash, cleared here. */
 static int find_login(spotdb_user *user, bool *found, char *hash,
                       spotdb_db *db, const char *login)
 {
@@ -149,8 +151,8 @@ static int find_login(spotdb_user *user, bool *found, char *hash,
 
     *found = false;
     spotdb__select_list(list, sizeof list, &spotdb__user_table);
-    snprintf(sql, sizeof sql, "SELECT %s, hashed_password FROM users "
-             "WHERE %s = $1", list, columns[key].name);
+    snprintf(sql, sizeof sql, "SELECT %s, hashed_password "
+             "FROM spotdb_login($1::text)", list);
     spotdb__bind(&p, &columns[key], login);
     res = spotdb__execute(db, sql, &p, "authenticating");
     if (!res)
@@ -168,11 +170,31 @@ static int find_login(spotdb_user *user, bool *found, char *hash,
     return rc;
 }
 
-int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
-                             const char *login, const char *password)
+/* The login is recorded by the user who logged in: under row-level
+ * security that is who may update the row, whoever the handle acts for. */
+static int record_login(spotdb_user **out, spotdb_db *db, const char *id,
+                        const char *rehash)
 {
     static const spotdb_user none;
     spotdb__write w = { &none, 0, NULL, 0, NULL };
+    char saved[SPOTDB_UUID_SIZE];
+    int rc;
+
+    memcpy(saved, db->scope, sizeof saved);
+    if ((rc = spotdb__scope_switch(db, id)) != 0)
+        return rc;
+    rc = write_extras((void **)out, db, id, &w, rehash, true);
+    if (spotdb__scope_switch(db, saved) != 0 && rc == 0) {
+        spotdb_user_free(*out);
+        *out = NULL;
+        rc = db->errcode;
+    }
+    return rc;
+}
+
+int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
+                             const char *login, const char *password)
+{
     char stored[SPOTDB__HASH_LEN + 1] = "", fresh[SPOTDB__HASH_LEN + 1];
     const char *rehash = NULL;
     spotdb_user user;
@@ -203,7 +225,7 @@ int spotdb_user_authenticate(spotdb_user **out, spotdb_db *db,
      * still works and the next login tries again. */
     if (weak && spotdb__password_hash(db, password, fresh) == 0)
         rehash = fresh;
-    rc = write_extras((void **)out, db, user.id, &w, rehash, true);
+    rc = record_login(out, db, user.id, rehash);
     spotdb__wipe(fresh, sizeof fresh);
     return rc;
 }

@@ -185,15 +185,16 @@ START_TEST(eight_concurrent_migrators)
         ck_assert_msg(exit_code(&p[i]) == 0, "migrator %d exited %d: %s", i,
                       exit_code(&p[i]), p[i].stderr_text);
         applied += strstr(p[i].stdout_text, "applied 0001_initial in ") != NULL &&
-                   strstr(p[i].stdout_text, "applied 0002_experiment_log_paging in ") != NULL;
-        up_to_date += strstr(p[i].stdout_text, "up to date at version 2") != NULL;
+                   strstr(p[i].stdout_text, "applied 0002_experiment_log_paging in ") != NULL &&
+                   strstr(p[i].stdout_text, "applied 0003_tenant_isolation in ") != NULL;
+        up_to_date += strstr(p[i].stdout_text, "up to date at version 3") != NULL;
         ck_assert_str_eq(p[i].stderr_text, "");
         release(&p[i]);
     }
     ck_assert_int_eq(applied, 1);
     ck_assert_int_eq(up_to_date, 7);
     raw = th_connect(url);
-    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM spotdb_schema_migrations"), 2);
+    ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM spotdb_schema_migrations"), 3);
     ck_assert_int_eq(th_count(raw, "SELECT count(*) FROM users"), 1);
     PQfinish(raw);
     free(url);
@@ -209,20 +210,21 @@ START_TEST(status_before_and_after)
 
     p = run(url, status);
     ck_assert_int_eq(exit_code(&p), 0);
-    ck_assert_msg(strstr(p.stdout_text, "schema version: 0 (library embeds up to 2)"), "%s", p.stdout_text);
+    ck_assert_msg(strstr(p.stdout_text, "schema version: 0 (library embeds up to 3)"), "%s", p.stdout_text);
     ck_assert(strstr(p.stdout_text, "applied: none"));
-    ck_assert(strstr(p.stdout_text, "pending:\n  0001_initial\n  0002_experiment_log_paging\n"));
+    ck_assert(strstr(p.stdout_text, "pending:\n  0001_initial\n  0002_experiment_log_paging\n"
+                      "  0003_tenant_isolation\n"));
     release(&p);
 
     p = run(url, migrate);
     ck_assert_int_eq(exit_code(&p), 0);
     ck_assert(strstr(p.stdout_text, "applied 0001_initial in "));
-    ck_assert(strstr(p.stdout_text, "now at version 2"));
+    ck_assert(strstr(p.stdout_text, "now at version 3"));
     release(&p);
 
     p = run(url, status);
     ck_assert_int_eq(exit_code(&p), 0);
-    ck_assert(strstr(p.stdout_text, "schema version: 2"));
+    ck_assert(strstr(p.stdout_text, "schema version: 3"));
     ck_assert(strstr(p.stdout_text, "  0001_initial  20"));
     ck_assert(strstr(p.stdout_text, " UTC "));
     ck_assert(strstr(p.stdout_text, "pending: none"));
@@ -246,7 +248,7 @@ START_TEST(trace_prints_statements_never_secrets)
              !strstr(url, "://") ? " " : strchr(url, '?') ? "&" : "?");
     p = run(secret, migrate);
     ck_assert_msg(exit_code(&p) == 0, "%s", p.stderr_text);
-    ck_assert(strstr(p.stdout_text, "now at version 2"));
+    ck_assert(strstr(p.stdout_text, "now at version 3"));
     ck_assert_int_ge(lines(p.stderr_text), 20);
     ck_assert(strstr(p.stderr_text, "spotdb: trace: "));
     ck_assert(strstr(p.stderr_text, "ok: 0001_initial.sql: CREATE TABLE"));
@@ -745,7 +747,7 @@ START_TEST(trace_of_successful_runs_never_shows_the_password)
         p = start_env(env, args);
         finish(&p);
         ck_assert_msg(exit_code(&p) == 0, "%s", p.stderr_text);
-        ck_assert(strstr(p.stdout_text, "schema version: 2"));
+        ck_assert(strstr(p.stdout_text, "schema version: 3"));
         no_marker(&lc, "trace", p.stderr_text);
         no_marker(&lc, "output", p.stdout_text);
         release(&p);

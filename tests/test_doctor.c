@@ -210,7 +210,7 @@ START_TEST(changed_column_default_is_drift)
     th_exec(raw, "ALTER TABLE accounts ALTER COLUMN region SET DEFAULT "
                  "'us-east-1'");
     msg = only(db, "schema_drift", SPOTDB_DOCTOR_WARNING);
-    ck_assert_msg(strstr(msg, "0001_initial.sql to 0002_") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "0001_initial.sql to 0003_") != NULL, "%s", msg);
     ck_assert(strstr(msg, "2 differences") != NULL);
     ck_assert(strstr(msg, "DEFAULT 'us-east-1'") != NULL);
     ck_assert(strstr(msg, "DEFAULT 'ap-south-1'") != NULL);
@@ -219,6 +219,44 @@ START_TEST(changed_column_default_is_drift)
     th_exec(raw, "ALTER TABLE accounts ALTER COLUMN region SET DEFAULT "
                  "'ap-south-1'");
     assert_clean(db);
+    PQfinish(raw);
+    spotdb_close(db);
+}
+END_TEST
+
+/* Tenant isolation tampered with: each change is drift, named. */
+START_TEST(weakened_row_security_is_drift)
+{
+    static const struct {
+        const char *sql, *undo, *expect;
+    } cases[] = {
+        { "ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY",
+          "ALTER TABLE accounts FORCE ROW LEVEL SECURITY",
+          "missing or different: row security accounts: enabled forced" },
+        { "ALTER POLICY instances_tenant ON instances USING (true)",
+          "ALTER POLICY instances_tenant ON instances USING "
+          "((SELECT spotdb_scope_role()) = 'admin' OR EXISTS (SELECT 1 "
+          "FROM accounts a WHERE a.id = instances.account_id))",
+          "unexpected: policy instances: instances_tenant permissive ALL "
+          "TO spotdb_app USING (true)" },
+        { "ALTER VIEW v_recent_experiments RESET (security_invoker)",
+          "ALTER VIEW v_recent_experiments SET (security_invoker = true)",
+          "missing or different: options v_recent_experiments: "
+          "security_invoker=true" },
+    };
+    spotdb_db *db = open_fixed();
+    PGconn *raw = th_connect(th_db_conninfo());
+    char *msg;
+
+    assert_clean(db);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        th_exec(raw, cases[i].sql);
+        msg = only(db, "schema_drift", SPOTDB_DOCTOR_WARNING);
+        ck_assert_msg(strstr(msg, cases[i].expect) != NULL, "%s", msg);
+        free(msg);
+        th_exec(raw, cases[i].undo);
+        assert_clean(db);
+    }
     PQfinish(raw);
     spotdb_close(db);
 }
@@ -271,19 +309,24 @@ START_TEST(pending_and_unknown_migrations)
     spotdb_doctor_report *r;
     const spotdb_doctor_finding *f;
 
-    th_exec(raw, "DELETE FROM spotdb_schema_migrations WHERE version = 2");
+    th_exec(raw, "DELETE FROM spotdb_schema_migrations WHERE version = 3");
     r = doctor(db);
     dump(r);
     ck_assert_uint_eq(r->count, 2);
     ck_assert_ptr_nonnull(f = finding(r, "migration_pending"));
     ck_assert_int_eq(f->severity, SPOTDB_DOCTOR_WARNING);
     ck_assert(strstr(f->message, "1 migration is not applied yet: "
-                                 "0002_experiment_log_paging") != NULL);
+                                 "0003_tenant_isolation") != NULL);
     ck_assert_ptr_nonnull(f = finding(r, "schema_drift"));
-    ck_assert(strstr(f->message, "that 0001_initial.sql builds: 1 "
-                                 "difference; unexpected: index "
-                                 "experiment_logs: CREATE INDEX "
-                                 "idx_experiment_logs_instance_time") != NULL);
+    ck_assert_msg(strstr(f->message, "that 0001_initial.sql to "
+                                     "0002_experiment_log_paging.sql build: "
+                                     "25 differences; unexpected: options "
+                                     "v_active_instances: "
+                                     "security_invoker=true") &&
+                  strstr(f->message, "unexpected: policy accounts: "
+                                     "accounts_tenant permissive ALL TO "
+                                     "spotdb_app USING "),
+                  "%s", f->message);
     spotdb_doctor_report_free(r);
 
     th_exec(raw, "INSERT INTO spotdb_schema_migrations (version, name, "
@@ -309,9 +352,10 @@ START_TEST(unversioned_database_is_found)
     PGconn *raw = th_connect(th_db_conninfo());
     char *msg;
 
-    /* schema v1 as the original file built it: 0002's index goes too */
-    th_exec(raw, "DROP TABLE spotdb_schema_migrations");
-    th_exec(raw, "DROP INDEX idx_experiment_logs_instance_time");
+    /* schema v1 as the original file built it */
+    th_exec(raw, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    ck_assert_int_eq(th_exec_file_like_psql(raw, th_source_path(
+                         "fixtures/v1_by_hand.sql")), 1);
     ck_assert_int_eq(th_open_unchecked(&db, th_db_conninfo()), 0);
     set_admin_password(db, NEW_PASSWORD);
     msg = only(db, "schema_unversioned", SPOTDB_DOCTOR_ERROR);
@@ -378,8 +422,10 @@ START_TEST(missing_privileges_are_findings)
 
     spotdb_close(db);
     snprintf(role, sizeof role, "%s_ro", th_db_name());
-    snprintf(sql, sizeof sql, "CREATE ROLE %s LOGIN; GRANT SELECT ON "
-             "spotdb_schema_migrations, accounts TO %s", role, role);
+    /* BYPASSRLS: under 0003's row-level security a role without a policy
+     * sees no account, so no shared external id either */
+    snprintf(sql, sizeof sql, "CREATE ROLE %s LOGIN BYPASSRLS; GRANT SELECT "
+             "ON spotdb_schema_migrations, accounts TO %s", role, role);
     th_exec(raw, sql);
     add_account(raw, "111111111111", EXTERNAL_ID);
     add_account(raw, "222222222222", EXTERNAL_ID);
@@ -417,6 +463,7 @@ static Suite *doctor_suite(void)
     tcase_add_test(tc, seeded_admin_password_is_found);
     tcase_add_test(tc, shared_external_id_names_accounts_not_the_id);
     tcase_add_test(tc, changed_column_default_is_drift);
+    tcase_add_test(tc, weakened_row_security_is_drift);
     tcase_add_test(tc, hand_made_index_is_drift);
     tcase_add_test(tc, tampered_checksum_is_found);
     tcase_add_test(tc, pending_and_unknown_migrations);

@@ -486,7 +486,7 @@ START_TEST(embedded_list)
     spotdb_migration_info m;
 
     ck_assert_uint_eq(spotdb_migration_embedded_count(), N_BUILTIN);
-    ck_assert_int_eq(N_BUILTIN, 2);
+    ck_assert_int_eq(N_BUILTIN, 3);
     ck_assert_int_eq(spotdb_migration_embedded(&m, 0), 0);
     ck_assert_int_eq(m.version, 1);
     ck_assert_str_eq(m.name, "initial");
@@ -494,7 +494,9 @@ START_TEST(embedded_list)
     ck_assert_int_eq(m.state, SPOTDB_MIGRATION_PENDING);
     ck_assert_int_eq(spotdb_migration_embedded(&m, 1), 0);
     ck_assert_str_eq(m.name, "experiment_log_paging");
-    ck_assert_int_eq(spotdb_migration_embedded(&m, 2), SPOTDB_EINVAL);
+    ck_assert_int_eq(spotdb_migration_embedded(&m, 2), 0);
+    ck_assert_str_eq(m.name, "tenant_isolation");
+    ck_assert_int_eq(spotdb_migration_embedded(&m, 3), SPOTDB_EINVAL);
     ck_assert(strstr(spotdb_last_errmsg(), "out of range") != NULL);
     ck_assert_int_eq(spotdb_migration_embedded(NULL, 0), SPOTDB_EINVAL);
 }

@@ -861,6 +861,141 @@ START_TEST(control_session_state_leaks)
 }
 END_TEST
 
+/* ---- acting users behind the pooler -------------------------------------- */
+
+/* Login role of these cases, a member of migration 0003's spotdb_app;
+ * PgBouncer knows it (main() starts it with --user). */
+#define APP_ROLE "spotdb_pgb_app"
+#define TENANTS 4
+#define SCOPED_WORKERS 8
+
+static char tenant_id[TENANTS][SPOTDB_UUID_SIZE];
+
+static void setup_tenants(void)
+{
+    PGconn *c;
+
+    th_setup_migrated_db();
+    c = th_connect(th_db_conninfo());
+    th_exec(c, "DO $$ BEGIN CREATE ROLE " APP_ROLE " LOGIN IN ROLE "
+               "spotdb_app; EXCEPTION WHEN duplicate_object OR "
+               "unique_violation THEN NULL; END $$");
+    for (int t = 0; t < TENANTS; t++) {
+        char *id = th_qf(c, "INSERT INTO users (email, username, "
+                         "hashed_password) VALUES ('t%d@pgb.example', "
+                         "'t%d', 'x') RETURNING id", t, t);
+
+        memcpy(tenant_id[t], id, SPOTDB_UUID_SIZE);
+        /* tenant t has t + 1 accounts */
+        for (int a = 0; a <= t; a++)
+            th_qeq(c, "1", "WITH n AS (SELECT '4%02d%09d' AS num) "
+                   "INSERT INTO accounts (user_id, account_id, account_name,"
+                   " role_arn, external_id) SELECT '%s', num, 'a', "
+                   "'arn:aws:iam::' || num || ':role/x', 'e' || num FROM n "
+                   "RETURNING 1", t, a, id);
+        free(id);
+    }
+    PQfinish(c);
+}
+
+typedef struct scoped_worker {
+    pthread_t thread;
+    unsigned seed;
+    int ops, errors, foreign_rows, wrong_counts;
+} scoped_worker;
+
+/* Random tenants, one call each, some inside a transaction: every row
+ * must be the acting tenant's, every count theirs. */
+static void *scoped_work(void *arg)
+{
+    scoped_worker *w = arg;
+    char ci[600];
+    spotdb_db *db = NULL;
+
+    snprintf(ci, sizeof ci, "%s user=" APP_ROLE, pgb_conninfo(th_db_name()));
+    if (spotdb_open(&db, ci, NULL) != 0) {
+        w->errors++;
+        return NULL;
+    }
+    for (int i = 0; i < w->ops; i++) {
+        int t = (int)(rand_r(&w->seed) % TENANTS);
+        bool tx = rand_r(&w->seed) % 4 == 0;
+        spotdb_account_rows *page = NULL;
+        int64_t n = -1;
+
+        if (spotdb_set_scope(db, tenant_id[t]) != 0 ||
+            (tx && spotdb_begin(db) != 0) ||
+            spotdb_account_count(&n, db, NULL) != 0 ||
+            spotdb_account_list(&page, db, NULL, NULL, 0) != 0 ||
+            (tx && spotdb_commit(db) != 0)) {
+            w->errors++;
+            if (spotdb_in_transaction(db))
+                spotdb_rollback(db);
+            spotdb_account_rows_free(page);
+            continue;
+        }
+        w->wrong_counts += n != t + 1 || page->count != (size_t)t + 1;
+        for (size_t r = 0; r < page->count; r++)
+            w->foreign_rows += strcmp(page->items[r].user_id,
+                                      tenant_id[t]) != 0;
+        spotdb_account_rows_free(page);
+    }
+    spotdb_close(db);
+    return NULL;
+}
+
+START_TEST(acting_users_through_a_pool_of_two)
+{
+    scoped_worker w[SCOPED_WORKERS];
+    int ops = 0, errors = 0, foreign = 0, wrong = 0;
+
+    for (int i = 0; i < SCOPED_WORKERS; i++) {
+        w[i] = (scoped_worker){ .seed = 4242u + (unsigned)i,
+                                .ops = ops_per_worker() * 2 / 5 };
+        ck_assert_int_eq(pthread_create(&w[i].thread, NULL, scoped_work,
+                                        &w[i]), 0);
+    }
+    for (int i = 0; i < SCOPED_WORKERS; i++) {
+        pthread_join(w[i].thread, NULL);
+        ops += w[i].ops;
+        errors += w[i].errors;
+        foreign += w[i].foreign_rows;
+        wrong += w[i].wrong_counts;
+    }
+    printf("acting users through pgbouncer (pool of %d): %d workers x %d "
+           "scoped calls over %d tenants: %d errors, %d rows of another "
+           "tenant, %d wrong counts\n", POOL_SIZE, SCOPED_WORKERS,
+           ops / SCOPED_WORKERS, TENANTS, errors, foreign, wrong);
+    ck_assert_int_eq(errors, 0);
+    ck_assert_int_eq(foreign, 0);
+    ck_assert_int_eq(wrong, 0);
+}
+END_TEST
+
+/* Why the setting must be transaction-local: one set for the session
+ * stays on the server session, and the pooler hands that to others. */
+START_TEST(control_session_scope_leaks)
+{
+    char ci[600];
+    PGconn *a, *b;
+    int leaks = 0, reads = 0;
+
+    snprintf(ci, sizeof ci, "%s user=" APP_ROLE, pgb_conninfo(th_db_name()));
+    a = th_connect(ci);
+    b = th_connect(ci);
+    th_exec(a, "SELECT set_config('spotdb.user_id', (SELECT id::text FROM "
+               "spotdb_login('t3')), false)");
+    for (; reads < 100; reads++)
+        leaks += th_count(b, "SELECT count(*) FROM accounts") > 0;
+    printf("control, a session-level acting user through pgbouncer: another "
+           "client, acting for nobody, saw tenant rows in %d of %d reads\n",
+           leaks, reads);
+    ck_assert_int_gt(leaks, 0);
+    PQfinish(a);
+    PQfinish(b);
+}
+END_TEST
+
 /* ---- suite --------------------------------------------------------------- */
 
 static void setup_migrated(void)
@@ -893,6 +1028,11 @@ static Suite *pgbouncer_suite(void)
     tcase_add_test(tc, migrations_refused_through_the_pooler);
     suite_add_tcase(s, tc);
 
+    tc = pg_case("tenants", setup_tenants);
+    tcase_add_test(tc, acting_users_through_a_pool_of_two);
+    tcase_add_test(tc, control_session_scope_leaks);
+    suite_add_tcase(s, tc);
+
     tc = pg_case("controls", setup_migrated);
     tcase_add_test(tc, control_prepared_statements_break);
     tcase_add_test(tc, control_session_state_leaks);
@@ -916,8 +1056,8 @@ int main(void)
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
-    snprintf(args, sizeof args, "pgbouncer start '%s' --pool-size %d",
-             scaleout_dir, POOL_SIZE);
+    snprintf(args, sizeof args, "pgbouncer start '%s' --pool-size %d "
+             "--user " APP_ROLE, scaleout_dir, POOL_SIZE);
     if (th_scaleout(args) != 0 || !getenv("SPOTDB_PGB_SOCKET")) {
         fprintf(stderr, "test_pgbouncer: tools/pg-scaleout could not start "
                 "pgbouncer\n");

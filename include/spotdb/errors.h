@@ -72,10 +72,15 @@ typedef enum spotdb_error_code {
                                    it may or may not have been committed.
                                    The library never sends it again;
                                    check, then decide. */
-    SPOTDB_ESERIALIZATION = -19 /**< A serialization failure or deadlock
+    SPOTDB_ESERIALIZATION = -19, /**< A serialization failure or deadlock
                                    (SQLSTATE 40001, 40P01): the
                                    transaction was rolled back and may be
                                    run again (spotdb_run_transaction()). */
+    SPOTDB_EDENIED = -20      /**< The database refused the write for the
+                                   acting user (row-level security, or a
+                                   privilege: SQLSTATE 42501), such as a
+                                   lab user creating a PROD account
+                                   (scope.h).  Nothing was changed. */
 } spotdb_error_code;
 
 /**

@@ -39,6 +39,7 @@
 #include "reports.h"
 #include "trace.h"
 #include "transaction.h"
+#include "scope.h"
 #include "schema.h"
 #include "doctor.h"
 

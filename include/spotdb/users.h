@@ -212,7 +212,10 @@ SPOTDB_API int spotdb_user_count(int64_t *out, spotdb_db *db,
  * an unknown login and an inactive user all give SPOTDB_EAUTH with the
  * same message, after the same bcrypt work (an unknown login is checked
  * against a dummy hash), so neither the code nor the time tells them
- * apart.
+ * apart.  The user is found through the database's spotdb_login()
+ * (migration 0003), so this works on a handle acting for nobody; the
+ * login is recorded acting as the user who logged in, and the handle's
+ * own scope (spotdb/scope.h) is then put back.
  *
  * @param[out] out the user, last_login included, or NULL on failure; free
  *             it with spotdb_user_free().  Must not be NULL.
@@ -221,6 +224,7 @@ SPOTDB_API int spotdb_user_count(int64_t *out, spotdb_db *db,
  * @param password the plain password; never sent or kept.
  * @return 0; SPOTDB_EAUTH; SPOTDB_EINVAL for a password that breaks the
  *         rules above (empty, over 72 bytes) or a NULL login or out;
+ *         SPOTDB_ENOMEM (never taken for a wrong password);
  *         SPOTDB_ECONN and the server's codes when reading the user or
  *         writing last_login fails.
  */

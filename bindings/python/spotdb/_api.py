@@ -594,6 +594,25 @@ class Database:
         block raises."""
         return _Transaction(self)
 
+    # ---- acting for a user (spotdb/scope.h) -----------------------------
+
+    def set_scope(self, user_id):
+        """Act as this user (a UUID, str or uuid.UUID) from now on, under
+        the database's row-level security; None acts for nobody."""
+        arg = None if user_id is None else encode_text(str(user_id),
+                                                       "user_id")
+        self._call(self._m.native.spotdb_set_scope, [HANDLE, arg],
+                   lambda: None)
+
+    @property
+    def scope(self):
+        """The acting user's id (str), or None."""
+        with self._lock:
+            if self._handle is None:
+                return None
+            v = self._m.native.spotdb_scope(self._handle)
+        return v.decode("utf-8") if v is not None else None
+
 
 class _Transaction:
     def __init__(self, db):

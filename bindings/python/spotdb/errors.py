@@ -49,6 +49,7 @@ _NAMES = {
     "SPOTDB_ECANCELED": ("Cancelled", None),
     "SPOTDB_EUNKNOWN": ("OutcomeUnknown", None),
     "SPOTDB_ESERIALIZATION": ("SerializationFailure", None),
+    "SPOTDB_EDENIED": ("Denied", None),
 }
 
 

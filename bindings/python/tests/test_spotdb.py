@@ -610,6 +610,34 @@ class HandleTest(DatabaseTest):
             models.create(name="kept", version="v1")
         self.assertEqual(self.sql("SELECT name FROM model_registry"), "kept")
 
+    def test_acting_for_a_user(self):
+        """spotdb_set_scope through the binding: refused on the superuser
+        the suite runs as, enforced on a member of spotdb_app."""
+        admin = self.db.users.get_by_username("admin")
+        self.assertIsNone(self.db.scope)
+        self.assertFails(spotdb.InvalidArgument, -2, "BYPASSRLS",
+                         self.db.set_scope, admin.id)
+        self.assertFails(spotdb.InvalidArgument, -2, "user_id",
+                         self.db.set_scope, "not-a-uuid")
+        self.sql("DO $$ BEGIN CREATE ROLE spotdb_py_app LOGIN IN ROLE "
+                 "spotdb_app; EXCEPTION WHEN duplicate_object OR "
+                 "unique_violation THEN NULL; END $$")
+        url = self.fresh.url
+        if url.startswith(("postgresql://", "postgres://")):
+            parts = urllib.parse.urlsplit(url)
+            url = urllib.parse.urlunsplit(parts._replace(
+                netloc="spotdb_py_app@" + parts.netloc.split("@")[-1]))
+        else:
+            url += " user=spotdb_py_app"
+        with spotdb.open(url) as app:
+            self.assertEqual(app.users.count(), 0)
+            app.set_scope(admin.id)
+            self.assertEqual(app.scope, str(admin.id))
+            self.assertEqual(app.users.count(), 1)
+            app.set_scope(None)
+            self.assertIsNone(app.scope)
+            self.assertEqual(app.users.count(), 0)
+
     def test_what_the_library_returns_is_freed(self):
         """Every row and page is handed back to its free function, on
         success and failure alike."""
