@@ -92,6 +92,10 @@ static struct {
     char *scratch;              /* conninfo of the scratch database */
     spotdb_db *db;
     PGconn *pq;
+    /* get_by_id_scoped: both systems as a member of spotdb_app acting for
+     * the fixture's user (migration 0003's row-level security) */
+    spotdb_db *sdb;
+    PGconn *spq;
     /* fixture */
     char user_id[SPOTDB_UUID_SIZE], account_id[SPOTDB_UUID_SIZE];
     char model_id[SPOTDB_UUID_SIZE];
@@ -120,6 +124,11 @@ static void cleanup(void)
 {
     spotdb_close(B.db);
     B.db = NULL;
+    spotdb_close(B.sdb);
+    B.sdb = NULL;
+    if (B.spq)
+        PQfinish(B.spq);
+    B.spq = NULL;
     if (B.pq)
         PQfinish(B.pq);
     B.pq = NULL;
@@ -1076,6 +1085,114 @@ static long pq_get_id(void)
     return B.ops;
 }
 
+/* get by id, acting for a user under row-level security (scope.h): the
+ * library sends set_config and the statement in one pipeline; so does
+ * the baseline, as a careful hand-written client would */
+#define BENCH_APP_ROLE "spotdb_bench_app"
+
+static PGconn *connect_as_app(void)
+{
+    char *ci = malloc(strlen(B.scratch) + sizeof " user=" BENCH_APP_ROLE);
+    PGconn *c;
+
+    if (!ci)
+        die("out of memory");
+    sprintf(ci, "%s user=%s", B.scratch, BENCH_APP_ROLE);
+    c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        die("cannot connect as %s: %s", BENCH_APP_ROLE, PQerrorMessage(c));
+    if (spotdb_open(&B.sdb, ci, NULL) != 0)
+        die("spotdb_open as %s: %s", BENCH_APP_ROLE, spotdb_last_errmsg());
+    free(ci);
+    return c;
+}
+
+/* The two new backends go where the others are (pin_processes). */
+static void pin_app_backends(void)
+{
+    PGresult *res;
+
+    if (strncmp(B.pinned, "bench on", 8) != 0)
+        return;
+    res = pq_ok(PQexec(B.pq, "SELECT pid FROM pg_stat_activity WHERE "
+                       "datname = current_database() AND usename = '"
+                       BENCH_APP_ROLE "'"),
+                PGRES_TUPLES_OK, "finding the scoped backends");
+    for (int i = 0; i < PQntuples(res); i++)
+        pin((pid_t)atol(PQgetvalue(res, i, 0)), 1);
+    PQclear(res);
+}
+
+static void setup_scoped(void)
+{
+    setup_log_ids();
+    /* roles are the cluster's: another run may have made it */
+    pq_cmd(B.pq, "DO $$ BEGIN CREATE ROLE " BENCH_APP_ROLE " LOGIN IN ROLE "
+                 "spotdb_app; EXCEPTION WHEN duplicate_object OR "
+                 "unique_violation THEN NULL; END $$");
+    B.spq = connect_as_app();
+    lib_ok(spotdb_set_scope(B.sdb, B.user_id), "spotdb_set_scope");
+    PQclear(pq_ok(PQprepare(B.spq, "get_log", sql_get_log, 0, NULL),
+                  PGRES_COMMAND_OK, "get_log"));
+    pin_app_backends();
+}
+
+static void teardown_scoped(void)
+{
+    spotdb_close(B.sdb);
+    B.sdb = NULL;
+    PQfinish(B.spq);
+    B.spq = NULL;
+    teardown_log_ids();
+}
+
+static long lib_get_scoped(void)
+{
+    spotdb_experiment_log *out;
+
+    for (long i = 0; i < B.ops; i++) {
+        lib_ok(spotdb_experiment_log_get(&out, B.sdb,
+                                         B.log_ids[i % B.nlog_ids]),
+               "spotdb_experiment_log_get (scoped)");
+        B.sink += out->prediction_score;
+        spotdb_experiment_log_free(out);
+    }
+    return B.ops;
+}
+
+static long pq_get_scoped(void)
+{
+    static const char set_user[] =
+        "SELECT set_config('spotdb.user_id', $1, true)";
+    const char *user = B.user_id;
+    spotdb_experiment_log out;
+
+    for (long i = 0; i < B.ops; i++) {
+        const char *v = B.log_ids[i % B.nlog_ids];
+        PGresult *row;
+
+        if (!PQenterPipelineMode(B.spq) ||
+            !PQsendQueryParams(B.spq, set_user, 1, NULL, &user, NULL, NULL,
+                               0) ||
+            !PQsendQueryPrepared(B.spq, "get_log", 1, &v, NULL, NULL, 0) ||
+            !PQpipelineSync(B.spq))
+            die("scoped get: %s", PQerrorMessage(B.spq));
+        PQclear(PQgetResult(B.spq));        /* set_config's row */
+        PQclear(PQgetResult(B.spq));        /* its end (NULL) */
+        row = PQgetResult(B.spq);
+        PQclear(PQgetResult(B.spq));        /* the row's end */
+        PQclear(PQgetResult(B.spq));        /* the sync */
+        if (!PQexitPipelineMode(B.spq) ||
+            PQresultStatus(row) != PGRES_TUPLES_OK || PQntuples(row) != 1)
+            die("scoped get: no row: %s", PQerrorMessage(B.spq));
+        text_decode(row, 0, log_cols, NCOLS(log_cols), &out, sizeof out,
+                    offsetof(spotdb_experiment_log, nulls));
+        B.sink += out.prediction_score;
+        PQclear(row);
+    }
+    return B.ops;
+}
+
 /* get by unique key */
 static long lib_get_key(void)
 {
@@ -1383,6 +1500,8 @@ static const workload workloads[] = {
       clear_sink, teardown_batch, 0.95, 0 },
     { "get_by_id", "ops/s", setup_log_ids, lib_get_id, pq_get_id, NULL,
       teardown_log_ids, 0.95, 0 },
+    { "get_by_id_scoped", "ops/s", setup_scoped, lib_get_scoped,
+      pq_get_scoped, NULL, teardown_scoped, 0.95, 0 },
     { "get_by_key", "ops/s", NULL, lib_get_key, pq_get_key, NULL, NULL,
       0.95, 0 },
     { "partial_update", "ops/s", NULL, lib_update, pq_update, NULL, vacuum,
