@@ -359,10 +359,14 @@ int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
     if ((rc = copy_refused(db, t)) < 0)
         return rc;
     refused = rc == 1;
-    /* Row by row is all or nothing only inside a transaction. */
+    /* Row by row is all or nothing only inside a transaction, which must
+     * count as open (tx_open): each row's insert checks the connection,
+     * and one lost midway must fail the call, not reconnect and go on in
+     * autocommit. */
     own = refused && !spotdb_in_transaction(db);
     if (own && (rc = spotdb__command(db, "BEGIN", "insert_many")) != 0)
         return rc;
+    db->tx_open = db->tx_open || own;
     start = spotdb__trace_start(db);
     res = refused ? NULL : spotdb__run(db, sql, NULL, NULL);
     if (refused) {
@@ -378,8 +382,9 @@ int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
         rc = finish(db, t, rows, n, fields, ids, bad_row, rc, sql, start);
     }
     if (own && rc == 0)
-        return spotdb__command(db, "COMMIT", "insert_many");
-    if (own)
+        rc = spotdb__command(db, "COMMIT", "insert_many");
+    else if (own)
         spotdb__quiet(db, "ROLLBACK", "insert_many");
+    db->tx_open = db->tx_open && !own;
     return rc;
 }

@@ -181,8 +181,10 @@ static int record_login(spotdb_user **out, spotdb_db *db, const char *id,
     int rc;
 
     memcpy(saved, db->scope, sizeof saved);
-    if ((rc = spotdb__scope_switch(db, id)) != 0)
+    if ((rc = spotdb__scope_switch(db, id)) != 0) {
+        memcpy(db->scope, saved, sizeof saved);
         return rc;
+    }
     rc = write_extras((void **)out, db, id, &w, rehash, true);
     if (spotdb__scope_switch(db, saved) != 0 && rc == 0) {
         spotdb_user_free(*out);

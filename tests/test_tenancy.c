@@ -506,6 +506,61 @@ START_TEST(streams_bulk_and_transactions_keep_the_scope)
 }
 END_TEST
 
+/* The backend of the handle under test dies after its second row insert:
+ * the trace hook kills it and waits until it is gone. */
+typedef struct killer {
+    PGconn *admin;
+    int pid, inserts;
+} killer;
+
+static void kill_after_two_inserts(const spotdb_trace_event *e, void *arg)
+{
+    killer *k = arg;
+    char sql[128];
+
+    if (strcmp(e->name, "creating instance") != 0 || ++k->inserts != 2)
+        return;
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 5000)::int",
+             k->pid);
+    ck_assert_int_eq(th_count(k->admin, sql), 1);
+}
+
+/* Row by row under row-level security is all or nothing even when the
+ * connection dies midway: no reconnect carries on in autocommit. */
+START_TEST(bulk_rows_survive_no_lost_connection)
+{
+    spotdb_db *db = scoped(APP_ROLE, U2);
+    killer k = { admin, PQbackendPID(db->conn), 0 };
+    spotdb_instance rows[4];
+    int rc;
+
+    memset(rows, 0, sizeof rows);
+    for (int i = 0; i < 4; i++) {
+        static const char *const ids[4] = { "i-0000000a", "i-0000000b",
+                                            "i-0000000c", "i-0000000d" };
+
+        memcpy(rows[i].account_id, A2L, sizeof rows[i].account_id);
+        rows[i].instance_id = ids[i];
+        rows[i].instance_type = "t3.micro";
+        rows[i].availability_zone = "ap-south-1b";
+    }
+    spotdb_set_trace(db, kill_after_two_inserts, &k);
+    rc = spotdb_instance_insert_many(db, rows, 4,
+             SPOTDB_INSTANCE_ACCOUNT_ID | SPOTDB_INSTANCE_INSTANCE_ID |
+             SPOTDB_INSTANCE_INSTANCE_TYPE |
+             SPOTDB_INSTANCE_AVAILABILITY_ZONE, NULL, NULL);
+    spotdb_set_trace(db, NULL, NULL);
+    ck_assert_msg(rc == SPOTDB_ECONN, "rc %d: %s", rc, spotdb_errmsg(db));
+    ck_assert_int_eq(k.inserts, 3);     /* two done, the third failed */
+    ck_assert_int_eq(th_count(admin, "SELECT count(*) FROM instances WHERE "
+                              "instance_id LIKE 'i-0000000_'"), 0);
+    /* the handle goes on, acting for the same user */
+    ck_assert_int_eq(spotdb_in_transaction(db), 0);
+    ck_assert_int_eq(COUNT(db, account), 1);
+    spotdb_close(db);
+}
+END_TEST
+
 /* ---- 3. the scope itself ------------------------------------------------ */
 
 START_TEST(scope_refused_where_it_would_not_hold)
@@ -637,6 +692,7 @@ static Suite *tenancy_suite(void)
     tcase_add_test(tc, admin_sees_everything);
     tcase_add_test(tc, unscoped_application_handle_sees_nothing);
     tcase_add_test(tc, streams_bulk_and_transactions_keep_the_scope);
+    tcase_add_test(tc, bulk_rows_survive_no_lost_connection);
     tcase_add_test(tc, scope_refused_where_it_would_not_hold);
     tcase_add_test(tc, the_setting_never_outlives_a_call);
     tcase_add_test(tc, authenticate_as_application_role);
