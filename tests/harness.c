@@ -355,3 +355,31 @@ void th_sleep_s(double s)
     ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
     nanosleep(&ts, NULL);
 }
+
+char *th_conninfo_as(const char *role)
+{
+    const char *base = th_db_conninfo();
+    char *out = malloc(strlen(base) + strlen(role) + sizeof " user=");
+
+    ck_assert_ptr_nonnull(out);
+    sprintf(out, "%s user=%s", base, role);
+    return out;
+}
+
+void th_login_role(const char *name, const char *group)
+{
+    PGconn *c = th_connect(th_db_conninfo());
+
+    th_qeq(c, "t", "DO $$ BEGIN "
+           "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN "
+           "BEGIN CREATE ROLE %s LOGIN; "
+           "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; "
+           "END; END IF; "
+           "IF NOT pg_has_role('%s', '%s', 'MEMBER') THEN "
+           "BEGIN GRANT %s TO %s; "
+           "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; "
+           "END; END IF; END $$; "
+           "SELECT pg_has_role('%s', '%s', 'MEMBER')",
+           name, name, name, group, group, name, name, group);
+    PQfinish(c);
+}

@@ -61,6 +61,12 @@ void th_teardown_db(void);
 
 /* Conninfo of the current test database (valid until th_db_drop). */
 const char *th_db_conninfo(void);
+/* The same as login role `role` (malloc'd). */
+char *th_conninfo_as(const char *role);
+/* Make login role `name` a member of `group`.  Roles are the cluster's,
+ * shared by tests running in parallel in other databases: made once, a
+ * concurrent creation is no error, never dropped. */
+void th_login_role(const char *name, const char *group);
 
 /* Open a handle without the schema handshake (migration tests, empty
  * databases); returns spotdb_open's code. */

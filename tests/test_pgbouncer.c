@@ -877,9 +877,7 @@ static void setup_tenants(void)
 
     th_setup_migrated_db();
     c = th_connect(th_db_conninfo());
-    th_exec(c, "DO $$ BEGIN CREATE ROLE " APP_ROLE " LOGIN IN ROLE "
-               "spotdb_app; EXCEPTION WHEN duplicate_object OR "
-               "unique_violation THEN NULL; END $$");
+    th_login_role(APP_ROLE, "spotdb_app");
     for (int t = 0; t < TENANTS; t++) {
         char *id = th_qf(c, "INSERT INTO users (email, username, "
                          "hashed_password) VALUES ('t%d@pgb.example', "

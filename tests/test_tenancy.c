@@ -45,17 +45,6 @@
 
 static PGconn *admin;
 
-static void ensure_role(const char *name, const char *group)
-{
-    char sql[512];
-
-    snprintf(sql, sizeof sql,
-             "DO $$ BEGIN CREATE ROLE %s LOGIN IN ROLE %s; "
-             "EXCEPTION WHEN duplicate_object OR unique_violation THEN "
-             "NULL; END $$", name, group);
-    th_exec(admin, sql);
-}
-
 static void add_account(const char *id, const char *user, const char *num,
                         const char *env)
 {
@@ -79,8 +68,8 @@ static void setup(void)
 {
     th_setup_migrated_db();
     admin = th_connect(th_db_conninfo());
-    ensure_role(APP_ROLE, "spotdb_app");
-    ensure_role(SVC_ROLE, "spotdb_service");
+    th_login_role(APP_ROLE, "spotdb_app");
+    th_login_role(SVC_ROLE, "spotdb_service");
     th_exec(admin,
             "INSERT INTO users (id, email, username, hashed_password, role, "
             "is_active) VALUES "
@@ -105,19 +94,9 @@ static void teardown(void)
     th_teardown_db();
 }
 
-static char *conninfo_as(const char *role)
-{
-    const char *base = th_db_conninfo();
-    char *out = malloc(strlen(base) + strlen(role) + 16);
-
-    ck_assert_ptr_nonnull(out);
-    sprintf(out, "%s user=%s", base, role);
-    return out;
-}
-
 static spotdb_db *open_as(const char *role)
 {
-    char *ci = conninfo_as(role);
+    char *ci = th_conninfo_as(role);
     spotdb_db *db = NULL;
     int rc = spotdb_open(&db, ci, NULL);
 
@@ -156,7 +135,7 @@ static const char *const relations[] = {
 
 START_TEST(raw_sql_without_a_user_sees_nothing)
 {
-    char *ci = conninfo_as(APP_ROLE);
+    char *ci = th_conninfo_as(APP_ROLE);
     PGconn *app = th_connect(ci);
     char sql[128];
 
@@ -188,7 +167,7 @@ END_TEST
 
 START_TEST(raw_sql_as_a_user_sees_their_rows_only)
 {
-    char *ci = conninfo_as(APP_ROLE);
+    char *ci = th_conninfo_as(APP_ROLE);
     PGconn *app = th_connect(ci);
 
     th_exec(app, "BEGIN");
@@ -225,7 +204,7 @@ END_TEST
 
 START_TEST(a_mangled_setting_fails_closed)
 {
-    char *ci = conninfo_as(APP_ROLE);
+    char *ci = th_conninfo_as(APP_ROLE);
     PGconn *app = th_connect(ci);
     PGresult *r;
 
@@ -637,7 +616,7 @@ END_TEST
 
 START_TEST(the_pool_forgets_the_scope)
 {
-    char *ci = conninfo_as(APP_ROLE);
+    char *ci = th_conninfo_as(APP_ROLE);
     spotdb_pool_options o;
     spotdb_pool *p = NULL;
     spotdb_db *db = NULL;

@@ -2659,22 +2659,6 @@ static long verify_database(void)
 
 /* ---- setup -------------------------------------------------------------- */
 
-/* The login role, made once per cluster: IF NOT EXISTS, and a creation by
- * a concurrent run is no error. */
-static void ensure_app_role(void)
-{
-    th_exec(pg, "DO $$ BEGIN "
-            "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '"
-            APP_ROLE "') THEN "
-            "BEGIN CREATE ROLE " APP_ROLE " LOGIN IN ROLE spotdb_app; "
-            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; "
-            "END; END IF; "
-            "IF NOT pg_has_role('" APP_ROLE "', 'spotdb_app', 'MEMBER') THEN "
-            "BEGIN GRANT spotdb_app TO " APP_ROLE "; "
-            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; "
-            "END; END IF; END $$");
-}
-
 static void open_app(spotdb_db **out)
 {
     int rc = spotdb_open(out, app_conninfo, NULL);
@@ -2684,18 +2668,13 @@ static void open_app(spotdb_db **out)
 
 static void setup(void)
 {
-    const char *base;
-
     th_setup_migrated_db();
     memset(&S, 0, sizeof S);
     memset(T, 0, sizeof T);
     in_txn = txn_doomed = false;
     pg = th_connect(th_db_conninfo());
-    ensure_app_role();
-    base = th_db_conninfo();
-    app_conninfo = malloc(strlen(base) + sizeof " user=" APP_ROLE);
-    ck_assert_ptr_nonnull(app_conninfo);
-    sprintf(app_conninfo, "%s user=%s", base, APP_ROLE);
+    th_login_role(APP_ROLE, "spotdb_app");
+    app_conninfo = th_conninfo_as(APP_ROLE);
     su = th_open();
     open_app(&app[0]);
     open_app(&app[1]);
