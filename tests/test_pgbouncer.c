@@ -898,6 +898,7 @@ static void setup_tenants(void)
 
 typedef struct scoped_worker {
     pthread_t thread;
+    const char *conninfo;           /* pgb_conninfo's buffer is shared */
     unsigned seed;
     int ops, errors, foreign_rows, wrong_counts;
 } scoped_worker;
@@ -907,11 +908,9 @@ typedef struct scoped_worker {
 static void *scoped_work(void *arg)
 {
     scoped_worker *w = arg;
-    char ci[600];
     spotdb_db *db = NULL;
 
-    snprintf(ci, sizeof ci, "%s user=" APP_ROLE, pgb_conninfo(th_db_name()));
-    if (spotdb_open(&db, ci, NULL) != 0) {
+    if (spotdb_open(&db, w->conninfo, NULL) != 0) {
         w->errors++;
         return NULL;
     }
@@ -946,9 +945,11 @@ START_TEST(acting_users_through_a_pool_of_two)
 {
     scoped_worker w[SCOPED_WORKERS];
     int ops = 0, errors = 0, foreign = 0, wrong = 0;
+    char ci[600];
 
+    snprintf(ci, sizeof ci, "%s user=" APP_ROLE, pgb_conninfo(th_db_name()));
     for (int i = 0; i < SCOPED_WORKERS; i++) {
-        w[i] = (scoped_worker){ .seed = 4242u + (unsigned)i,
+        w[i] = (scoped_worker){ .conninfo = ci, .seed = 4242u + (unsigned)i,
                                 .ops = ops_per_worker() * 2 / 5 };
         ck_assert_int_eq(pthread_create(&w[i].thread, NULL, scoped_work,
                                         &w[i]), 0);
