@@ -269,28 +269,13 @@ static int finish(spotdb_db *db, const spotdb__table *t, const char *rows,
 
 /* PostgreSQL refuses COPY FROM into a table whose row-level security
  * holds the role (SQLSTATE 0A000): a role of migration 0003's spotdb_app
- * or spotdb_service.  Asked once per handle (the tables share their
- * policies); 1 when refused, 0 when not, or a failure code. */
-static int copy_refused(spotdb_db *db, const spotdb__table *t)
+ * or spotdb_service.  1 when refused, 0 when not, or a failure code. */
+static int copy_refused(spotdb_db *db)
 {
-    static const char sql[] =
-        "SELECT c.relrowsecurity AND NOT (r.rolsuper OR r.rolbypassrls) "
-        "FROM pg_class c JOIN pg_roles r ON r.rolname = current_user "
-        "WHERE c.oid = to_regclass($1)";
-    const char *params[1] = { t->relation };
-    PGresult *res;
+    int rc = spotdb__rls_check(db, "insert_many: checking for row-level "
+                                   "security");
 
-    if (db->copy_checked)
-        return db->copy_refused;
-    if (!(res = spotdb__exec_params(db, sql, 1, params,
-                                    "insert_many: checking for row-level "
-                                    "security")))
-        return db->errcode;
-    db->copy_refused = PQntuples(res) == 1 &&
-                       strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    db->copy_checked = true;
-    PQclear(res);
-    return db->copy_refused;
+    return rc != 0 ? rc : db->rls_on && !db->rls_bypassed;
 }
 
 /* Instead of a COPY: each row as a create would insert it, with the id
@@ -356,7 +341,7 @@ int spotdb__insert_many(spotdb_db *db, const spotdb__table *t,
         ids = NULL;             /* the rows' own ids are sent */
     }
     sql_columns(sql, sizeof sql, t, fields);
-    if ((rc = copy_refused(db, t)) < 0)
+    if ((rc = copy_refused(db)) < 0)
         return rc;
     refused = rc == 1;
     /* Row by row is all or nothing only inside a transaction, which must

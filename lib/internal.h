@@ -79,12 +79,12 @@ struct spotdb_db {
                                        connection yet */
     bool probing, doomed;           /* io.c's probe, and a FATAL it found */
     bool tx_open;                   /* between spotdb_begin and its end */
-    /* The acting user (scope.c): a UUID, "" for none; whether the
-     * connection's role was found to be held by row-level security. */
+    /* The acting user (scope.c): a UUID, "" for none.  What migration
+     * 0003's row-level security makes of the connection's role, once
+     * known (spotdb__rls_check): whether the role bypasses it, whether
+     * the policies' functions exist, whether the tables have it on. */
     char scope[SPOTDB_UUID_SIZE];
-    bool scope_enforced;
-    /* Whether COPY FROM is refused to the role (copy.c), once known. */
-    bool copy_checked, copy_refused;
+    bool rls_known, rls_bypassed, rls_policies, rls_on;
     unsigned long reconnects;
     /* The trace hook (trace.c). */
     spotdb_trace_fn trace_fn;
@@ -149,6 +149,9 @@ extern const char spotdb__scope_sql[];
 /* Act as user `id` ("" for none) from now on, without the checks of
  * spotdb_set_scope(); inside a transaction the setting is sent at once. */
 int spotdb__scope_switch(spotdb_db *db, const char *id);
+/* Fill db->rls_* once per handle (`what` names the round trip in
+ * messages and traces); 0 or a failure code. */
+int spotdb__rls_check(spotdb_db *db, const char *what);
 
 /* ---- io.c -------------------------------------------------------------- */
 

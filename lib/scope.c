@@ -11,37 +11,55 @@
 const char spotdb__scope_sql[] =
     "SELECT set_config('spotdb.user_id', $1, true)";
 
+/* The role does not change on a handle, nor do the tables' flags (they
+ * share their policies): asked once, for the scope and for insert_many,
+ * to which PostgreSQL refuses COPY under row-level security. */
+int spotdb__rls_check(spotdb_db *db, const char *what)
+{
+    static const char sql[] =
+        "SELECT r.rolsuper OR r.rolbypassrls, "
+        "to_regprocedure('spotdb_scope_user()') IS NOT NULL, "
+        "coalesce((SELECT c.relrowsecurity FROM pg_class c "
+        "WHERE c.oid = to_regclass('experiment_logs')), false) "
+        "FROM pg_roles r WHERE r.rolname = current_user";
+    PGresult *res;
+
+    if (db->rls_known)
+        return 0;
+    if (!(res = spotdb__exec(db, sql, what)))
+        return db->errcode;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return spotdb__fail(db, SPOTDB_ERROR, "%s: the connection's role is "
+                            "not in pg_roles", what);
+    }
+    db->rls_bypassed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    db->rls_policies = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    db->rls_on = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    db->rls_known = true;
+    PQclear(res);
+    return 0;
+}
+
 /* A role the policies do not hold would make a scope a false promise;
  * without the migration there is nothing to hold anyone. */
-static const char check_sql[] =
-    "SELECT r.rolsuper OR r.rolbypassrls, "
-    "to_regprocedure('spotdb_scope_user()') IS NOT NULL, r.rolname "
-    "FROM pg_roles r WHERE r.rolname = current_user";
-
 static int check_enforced(spotdb_db *db)
 {
-    PGresult *res;
-    int rc = 0;
+    int rc = spotdb__rls_check(db, "set_scope: checking the role");
 
-    if (db->scope_enforced)
-        return 0;
-    if (!(res = spotdb__exec(db, check_sql, "set_scope: checking the role")))
-        return db->errcode;
-    if (PQntuples(res) != 1)
-        rc = spotdb__fail(db, SPOTDB_ERROR, "set_scope: the connection's "
-                          "role is not in pg_roles");
-    else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
-        rc = spotdb__fail(db, SPOTDB_ESCHEMA, "set_scope: the database has "
-                          "no row-level security policies (migration 0003): "
-                          "run `spotdb migrate`");
-    else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-        rc = spotdb__fail(db, SPOTDB_EINVAL, "set_scope: role \"%s\" is a "
-                          "superuser or has BYPASSRLS, so row-level security "
-                          "would not hold it to the acting user; connect as "
-                          "a member of spotdb_app", PQgetvalue(res, 0, 2));
-    PQclear(res);
-    db->scope_enforced = rc == 0;
-    return rc;
+    if (rc != 0)
+        return rc;
+    if (!db->rls_policies)
+        return spotdb__fail(db, SPOTDB_ESCHEMA, "set_scope: the database has "
+                            "no row-level security policies (migration "
+                            "0003): run `spotdb migrate`");
+    if (db->rls_bypassed)
+        return spotdb__fail(db, SPOTDB_EINVAL, "set_scope: role \"%s\" is a "
+                            "superuser or has BYPASSRLS, so row-level "
+                            "security would not hold it to the acting user; "
+                            "connect as a member of spotdb_app",
+                            PQuser(db->conn));
+    return 0;
 }
 
 /* The handle takes the new scope even when sending it fails: that
