@@ -185,6 +185,39 @@ static const function global_functions[] = {
                                  const spotdb_migrate_options *opts)),
     GLOBAL(spotdb_status_get, int, (spotdb_status **out, spotdb_db *db)),
     GLOBAL(spotdb_status_free, void, (spotdb_status *status)),
+    GLOBAL(spotdb_migration_embedded_count, size_t, (void)),
+    GLOBAL(spotdb_migration_embedded, int, (spotdb_migration_info *out,
+                                            size_t index)),
+    GLOBAL(spotdb_conn_source_of, int, (const spotdb_db *db)),
+    GLOBAL(spotdb_in_transaction, int, (const spotdb_db *db)),
+    GLOBAL(spotdb_pooled, int, (const spotdb_db *db)),
+    GLOBAL(spotdb_replica_reads, int, (spotdb_db *db, int on)),
+    GLOBAL(spotdb_set_call_timeout, int, (spotdb_db *db, int32_t ms)),
+    GLOBAL(spotdb_cancel, int, (spotdb_db *db)),
+    GLOBAL(spotdb_now_us, int64_t, (void)),
+    GLOBAL(spotdb_set_trace, int, (spotdb_db *db, spotdb_trace_fn fn,
+                                   void *payload)),
+    GLOBAL(spotdb_retry_options_init, int, (spotdb_retry_options *opts,
+                                            unsigned int version)),
+    GLOBAL(spotdb_run_transaction, int, (spotdb_db *db,
+                                         spotdb_transaction_fn fn,
+                                         void *payload,
+                                         const spotdb_retry_options *opts,
+                                         int32_t *attempts)),
+    GLOBAL(spotdb_pool_options_init, int, (spotdb_pool_options *opts,
+                                           unsigned int version)),
+    GLOBAL(spotdb_pool_open, int, (spotdb_pool **out, const char *conninfo,
+                                   const spotdb_pool_options *opts)),
+    GLOBAL(spotdb_pool_acquire, int, (spotdb_pool *p, spotdb_db **out,
+                                      int32_t timeout_ms)),
+    GLOBAL(spotdb_pool_release, int, (spotdb_pool *p, spotdb_db *db)),
+    GLOBAL(spotdb_pool_stats_get, int, (spotdb_pool_stats *out,
+                                        spotdb_pool *p)),
+    GLOBAL(spotdb_pool_close, int, (spotdb_pool *p)),
+    GLOBAL(spotdb_doctor_run, int, (spotdb_doctor_report **out,
+                                    spotdb_db *db)),
+    GLOBAL(spotdb_doctor_report_free, void, (spotdb_doctor_report *report)),
+    GLOBAL(spotdb_doctor_severity_name, const char *, (int severity)),
 };
 
 /* Filter structs: `version`, then the members; those that filter a column
@@ -309,6 +342,92 @@ static const member open_options[] = {
            "0: detect; 1: none; 2: transaction-mode pooler"),
     MEMBER(spotdb_open_options, replica_reads, int32_t,
            "0: one connection; 1: lists and counts from a standby"),
+    MEMBER(spotdb_open_options, call_timeout_ms, int32_t,
+           "deadline of every call in milliseconds; 0: none"),
+};
+
+static const member pool_options[] = {
+    MEMBER(spotdb_pool_options, version, unsigned int,
+           "SPOTDB_POOL_OPTIONS_VERSION"),
+    MEMBER(spotdb_pool_options, max_size, int32_t,
+           "most handles open at once; 0: 10"),
+    MEMBER(spotdb_pool_options, initial_size, int32_t,
+           "handles opened by spotdb_pool_open; 0: none"),
+    MEMBER(spotdb_pool_options, acquire_timeout_ms, int32_t,
+           "0: 30000; -1: wait without limit"),
+    MEMBER(spotdb_pool_options, idle_check_after_ms, int32_t,
+           "ping an idle handle older than this; 0: 1000; -1: never"),
+    MEMBER(spotdb_pool_options, open_options, const spotdb_open_options *,
+           "options of every open, copied; NULL: defaults"),
+};
+
+static const member pool_stats[] = {
+    MEMBER(spotdb_pool_stats, version, unsigned int,
+           "set by the caller to SPOTDB_POOL_STATS_VERSION"),
+    MEMBER(spotdb_pool_stats, max_size, int32_t, "max_size in effect"),
+    MEMBER(spotdb_pool_stats, size, int32_t, "idle plus in_use"),
+    MEMBER(spotdb_pool_stats, idle, int32_t, "handles waiting in the pool"),
+    MEMBER(spotdb_pool_stats, in_use, int32_t, "handles lent out"),
+    MEMBER(spotdb_pool_stats, waiting, int32_t,
+           "threads waiting in spotdb_pool_acquire"),
+    MEMBER(spotdb_pool_stats, acquires, int64_t, "successful acquires"),
+    MEMBER(spotdb_pool_stats, waits, int64_t, "acquires that had to wait"),
+    MEMBER(spotdb_pool_stats, timeouts, int64_t,
+           "acquires that failed with SPOTDB_ETIMEOUT"),
+    MEMBER(spotdb_pool_stats, reconnects, int64_t,
+           "handles closed because their connection broke"),
+    MEMBER(spotdb_pool_stats, pings, int64_t,
+           "SELECT 1 round trips before reuse"),
+};
+
+static const member retry_options[] = {
+    MEMBER(spotdb_retry_options, version, unsigned int,
+           "SPOTDB_RETRY_OPTIONS_VERSION"),
+    MEMBER(spotdb_retry_options, max_attempts, int32_t,
+           "runs of the body at most; 0: 5"),
+    MEMBER(spotdb_retry_options, base_delay_ms, int32_t,
+           "delay before the second run, doubling; 0: 10"),
+    MEMBER(spotdb_retry_options, max_delay_ms, int32_t,
+           "upper bound of one delay; 0: 1000"),
+    MEMBER(spotdb_retry_options, isolation, const char *,
+           "NULL, \"serializable\", \"repeatable read\" or "
+           "\"read committed\""),
+};
+
+static const member trace_event[] = {
+    MEMBER(spotdb_trace_event, version, unsigned int,
+           "SPOTDB_TRACE_EVENT_VERSION of the library"),
+    MEMBER(spotdb_trace_event, name, const char *, "the operation"),
+    MEMBER(spotdb_trace_event, sql, const char *,
+           "SQL text with placeholders, never values"),
+    MEMBER(spotdb_trace_event, statement, const char *,
+           "prepared statement name, or \"\""),
+    MEMBER(spotdb_trace_event, duration_us, int64_t,
+           "send to complete result, monotonic"),
+    MEMBER(spotdb_trace_event, rows, int64_t,
+           "rows returned or changed; -1: none"),
+    MEMBER(spotdb_trace_event, code, int, "0 or a spotdb_error_code"),
+    MEMBER(spotdb_trace_event, sqlstate, const char *,
+           "SQLSTATE of a server failure, else \"\""),
+    MEMBER(spotdb_trace_event, replica, int,
+           "1 when run on the read connection"),
+};
+
+static const member doctor_finding[] = {
+    MEMBER(spotdb_doctor_finding, severity, int32_t,
+           "a spotdb_doctor_severity value"),
+    MEMBER(spotdb_doctor_finding, code, const char *,
+           "stable identifier of the check and outcome"),
+    MEMBER(spotdb_doctor_finding, message, const char *,
+           "one line for people; owned by the report"),
+};
+
+static const member doctor_report[] = {
+    MEMBER(spotdb_doctor_report, count, size_t, "entries in findings"),
+    MEMBER(spotdb_doctor_report, findings, spotdb_doctor_finding *,
+           "the findings; NULL when count is 0"),
+    MEMBER(spotdb_doctor_report, worst, int32_t,
+           "highest severity, 0 for none"),
 };
 
 static const member migrate_options[] = {
@@ -383,7 +502,17 @@ static const named_struct structs[] = {
     STRUCT(spotdb_status, -1, status),
     { "spotdb_rows", sizeof(spotdb__rows), -1, rows,
       SPOTDB__NELEMS(rows) },
+    STRUCT(spotdb_pool_options, SPOTDB_POOL_OPTIONS_VERSION, pool_options),
+    STRUCT(spotdb_pool_stats, SPOTDB_POOL_STATS_VERSION, pool_stats),
+    STRUCT(spotdb_retry_options, SPOTDB_RETRY_OPTIONS_VERSION,
+           retry_options),
+    STRUCT(spotdb_trace_event, SPOTDB_TRACE_EVENT_VERSION, trace_event),
+    STRUCT(spotdb_doctor_finding, -1, doctor_finding),
+    STRUCT(spotdb_doctor_report, -1, doctor_report),
 };
+
+/* Handles whose layout is private: bindings pass them as pointers. */
+static const char *const opaque_types[] = { "spotdb_db", "spotdb_pool" };
 
 typedef struct named_value {
     const char *name;
@@ -399,6 +528,36 @@ static const named_value constants[] = {
     VALUE(SPOTDB_MAX_LIMIT),
     VALUE(SPOTDB_OPEN_OPTIONS_VERSION),
     VALUE(SPOTDB_MIGRATE_OPTIONS_VERSION),
+    VALUE(SPOTDB_POOL_OPTIONS_VERSION),
+    VALUE(SPOTDB_POOL_STATS_VERSION),
+    VALUE(SPOTDB_POOL_WAIT_DEFAULT),
+    VALUE(SPOTDB_POOL_WAIT_FOREVER),
+    VALUE(SPOTDB_RETRY_OPTIONS_VERSION),
+    VALUE(SPOTDB_TRACE_EVENT_VERSION),
+    VALUE(SPOTDB_VERSION_MAJOR),
+    VALUE(SPOTDB_VERSION_MINOR),
+    VALUE(SPOTDB_VERSION_PATCH),
+    VALUE(SPOTDB_CONN_ARGUMENT),
+    VALUE(SPOTDB_CONN_DATABASE_URL),
+    VALUE(SPOTDB_CONN_POSTGRES_ENV),
+    VALUE(SPOTDB_CONN_LIBPQ_DEFAULTS),
+    VALUE(SPOTDB_SCHEMA_CHECK_REQUIRE),
+    VALUE(SPOTDB_SCHEMA_CHECK_SKIP),
+    VALUE(SPOTDB_STATEMENTS_PREPARED),
+    VALUE(SPOTDB_STATEMENTS_UNNAMED),
+    VALUE(SPOTDB_POOLER_AUTO),
+    VALUE(SPOTDB_POOLER_NONE),
+    VALUE(SPOTDB_POOLER_TRANSACTION),
+    VALUE(SPOTDB_REPLICA_READS_OFF),
+    VALUE(SPOTDB_REPLICA_READS_ON),
+    VALUE(SPOTDB_MIGRATION_APPLIED),
+    VALUE(SPOTDB_MIGRATION_PENDING),
+    VALUE(SPOTDB_MIGRATION_CHANGED),
+    VALUE(SPOTDB_MIGRATION_UNKNOWN),
+    VALUE(SPOTDB_MIGRATION_ADOPTED),
+    VALUE(SPOTDB_DOCTOR_INFO),
+    VALUE(SPOTDB_DOCTOR_WARNING),
+    VALUE(SPOTDB_DOCTOR_ERROR),
 };
 
 static const named_value errors[] = {
@@ -810,6 +969,7 @@ static json_object *document(builder *b)
     json_object *consts = made(b, json_object_new_object());
     json_object *errs = made(b, json_object_new_array());
     json_object *sts = made(b, json_object_new_array());
+    json_object *opq = made(b, json_object_new_array());
     json_object *fns = made(b, json_object_new_array());
     json_object *rels = made(b, json_object_new_array());
 
@@ -846,6 +1006,9 @@ static json_object *document(builder *b)
         append(b, sts, s);
     }
     put(b, o, "structs", sts);
+    for (size_t i = 0; i < SPOTDB__NELEMS(opaque_types); i++)
+        append(b, opq, made(b, json_object_new_string(opaque_types[i])));
+    put(b, o, "opaque", opq);
     for (size_t i = 0; i < SPOTDB__NELEMS(global_functions); i++)
         append(b, fns, function_json(b, &global_functions[i]));
     put(b, o, "functions", fns);

@@ -656,6 +656,7 @@ START_TEST(structs_match)
         F(spotdb_open_options, statements, "int32_t"),
         F(spotdb_open_options, pooler, "int32_t"),
         F(spotdb_open_options, replica_reads, "int32_t"),
+        F(spotdb_open_options, call_timeout_ms, "int32_t"),
     };
     static const fact migrate_options[] = {
         F(spotdb_migrate_options, version, "unsigned int"),

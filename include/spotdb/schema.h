@@ -18,14 +18,21 @@
  *   `schema_version` (the newest migration embedded);
  * - `platform`: sizes of `void *`, `size_t`, `bool`, `int`, `long`, and
  *   `byte_order` ("little" or "big");
- * - `constants`: SPOTDB_UUID_SIZE, SPOTDB_DEFAULT_LIMIT, SPOTDB_MAX_LIMIT
- *   and the option versions, by their macro names;
+ * - `constants`: every integer macro and enum value of the headers by
+ *   its name (SPOTDB_UUID_SIZE, the option versions, SPOTDB_POOLER_NONE,
+ *   SPOTDB_DOCTOR_ERROR, ...), but for the error codes (`errors`), the
+ *   column bits (each column's `bit`) and the filter versions (each
+ *   relation's `filter`);
  * - `errors`: every code as `code`, `name` ("SPOTDB_EINVAL") and
  *   `message` (spotdb_strerror());
- * - `structs`: the option, status and page structs as `name`, `sizeof`,
- *   `version` (option structs; else null) and `members`;
+ * - `structs`: the option, status, pool, trace, doctor and page structs
+ *   as `name`, `sizeof`, `version` (versioned structs; else null) and
+ *   `members`;
+ * - `opaque`: the handle types whose layout is private ("spotdb_db",
+ *   "spotdb_pool"), only ever used through pointers;
  * - `functions`: the calls that are not about one relation (open, close,
- *   errors, transactions, migrations, this one);
+ *   errors, transactions, scope, migrations, pool, trace, cancel,
+ *   doctor, this one);
  * - `relations`: one object per table (`kind` "table"), view ("view") and
  *   report ("report"), with `name` (the SQL relation; the report's
  *   name), `entity` ("user"), `c_struct`, `sizeof`, `nulls_offset`, `key`
@@ -62,8 +69,13 @@
  *
  * Struct names in `c_type` strings ("spotdb_user **", "const
  * spotdb_user_filter *") are the `c_struct` of a relation, its filter or
- * rows, or a member of `structs`; `spotdb_db` is opaque; names ending in
- * `_cb` are callback types.
+ * rows, or a member of `structs`, or one of `opaque`; names ending in
+ * `_cb` or `_fn` are callback types (a binding that passes no callback
+ * can treat them as a null function pointer).
+ *
+ * The test `describe-headers` (tests/describe-check.py) reads the public
+ * headers and fails when a declared function, struct member or constant
+ * is missing from the document or differs from it.
  *
  * Thread safety: may be called from any thread, at any time, without an
  * open handle.

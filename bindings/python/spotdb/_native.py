@@ -80,8 +80,9 @@ def read_description(lib):
 class Types:
     """ctypes types by C type name, filled as structs are built."""
 
-    def __init__(self):
+    def __init__(self, opaque=("spotdb_db",)):
         self.structs = {}
+        self.opaque = frozenset(opaque)
 
     def resolve(self, c_type):
         """The ctypes type of a C type string of the description."""
@@ -99,15 +100,15 @@ class Types:
         if stars == 0:
             if base in _SCALARS:
                 return _SCALARS[base]
-            if base.endswith("_cb"):
+            if base.endswith(("_cb", "_fn")):
                 # Callbacks: the binding passes NULL.
                 return ctypes.c_void_p
             raise KeyError(base)
         if base == "char" and stars == 1:
             return ctypes.c_char_p
-        if base in ("void", "spotdb_db") and stars == 1:
+        if (base == "void" or base in self.opaque) and stars == 1:
             return ctypes.c_void_p          # opaque
-        if base == "spotdb_db":
+        if base in self.opaque:
             inner, stars = ctypes.c_void_p, stars - 1
         elif base in self.structs:
             inner = self.structs[base]
@@ -178,7 +179,8 @@ class Native:
     def __init__(self, path=None):
         self.lib = load_library(path)
         self.doc = read_description(self.lib)
-        self.types = Types()
+        # older libraries have no "opaque": spotdb_db was the only handle
+        self.types = Types(self.doc.get("opaque", ("spotdb_db",)))
         self.relations = {}
         self.functions = {}
         try:
