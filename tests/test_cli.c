@@ -40,9 +40,10 @@ static const char *lab_agent(void)
     return p;
 }
 
-/* Start `program` with DATABASE_URL = url (NULL: unset), no stdin. */
-static proc start_program(const char *program, const char *url,
-                          const char *const *args)
+/* Start `program` with no stdin, after unsetting the `clear` variables
+ * and then setting `env` (NAME=value strings); both NULL-terminated. */
+static proc spawn(const char *program, const char *const *clear,
+                  const char *const *env, const char *const *args)
 {
     int o[2], e[2];
     proc p = { 0 };
@@ -62,10 +63,14 @@ static proc start_program(const char *program, const char *url,
         dup2(e[1], 2);
         close(o[0]);
         close(e[0]);
-        if (url)
-            setenv("DATABASE_URL", url, 1);
-        else
-            unsetenv("DATABASE_URL");
+        for (int i = 0; clear[i]; i++)
+            unsetenv(clear[i]);
+        for (int i = 0; env[i]; i++) {
+            char *kv = strdup(env[i]), *eq = strchr(kv, '=');
+
+            *eq = '\0';
+            setenv(kv, eq + 1, 1);
+        }
         execv(program, (char *const *)argv);
         _exit(127);
     }
@@ -73,6 +78,25 @@ static proc start_program(const char *program, const char *url,
     close(e[1]);
     p.out = o[0];
     p.err = e[0];
+    return p;
+}
+
+/* Start `program` with DATABASE_URL = url (NULL: unset). */
+static proc start_program(const char *program, const char *url,
+                          const char *const *args)
+{
+    static const char *const clear[] = { "DATABASE_URL", NULL };
+    char *kv = NULL;
+    proc p;
+
+    if (url) {
+        kv = malloc(strlen(url) + sizeof "DATABASE_URL=");
+        ck_assert_ptr_nonnull(kv);
+        strcpy(kv, "DATABASE_URL=");
+        strcat(kv, url);
+    }
+    p = spawn(program, clear, (const char *const[]){ kv, NULL }, args);
+    free(kv);
     return p;
 }
 
@@ -440,40 +464,9 @@ static proc start_env(const char *const *env, const char *const *args)
         "DATABASE_URL", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
         "POSTGRES_PASSWORD", "POSTGRES_DB", NULL,
     };
-    int o[2], e[2];
-    proc p = { 0 };
 
-    ck_assert_int_eq(pipe(o), 0);
-    ck_assert_int_eq(pipe(e), 0);
-    p.pid = fork();
-    ck_assert_int_ge(p.pid, 0);
-    if (p.pid == 0) {
-        const char *argv[16] = { "spotdb" };
-        int n = 1, devnull = open("/dev/null", O_RDONLY);
-
-        for (; args[n - 1] && n < 15; n++)
-            argv[n] = args[n - 1];
-        dup2(devnull, 0);
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        close(o[0]);
-        close(e[0]);
-        for (int i = 0; clear[i]; i++)
-            unsetenv(clear[i]);
-        for (int i = 0; env && env[i]; i++) {
-            char *kv = strdup(env[i]), *eq = strchr(kv, '=');
-
-            *eq = '\0';
-            setenv(kv, eq + 1, 1);
-        }
-        execv(cli(), (char *const *)argv);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    p.out = o[0];
-    p.err = e[0];
-    return p;
+    return spawn(cli(), clear, env ? env : (const char *const[]){ NULL },
+                 args);
 }
 
 /* Percent-encode for a URI component. */
