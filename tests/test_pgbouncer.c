@@ -24,7 +24,6 @@
  * SPOTDB_SCALEOUT_OPS (default 1000) sets the operations per thread.
  */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +33,10 @@
 #include "harness.h"
 #include "spotdb/spotdb.h"
 #include "spotdb/trace.h"
+#include "workload.h"
 
 #define WORKERS 10
 #define POOL_SIZE 2
-#define RECENT 20
 
 /* ---- tools/pg-scaleout --------------------------------------------------- */
 
@@ -61,230 +60,10 @@ static int ops_per_worker(void)
     return n > 0 ? n : 1000;
 }
 
-/* ---- the workload -------------------------------------------------------- */
-
-typedef struct worker {
-    int index;
-    int ops;
-    const spotdb_open_options *opts;  /* NULL: defaults (detection) */
-    char conninfo[512];
-    char instance[SPOTDB_UUID_SIZE];  /* instances.id */
-    char model[SPOTDB_UUID_SIZE];
-    char model_name[32];
-    /* outcome */
-    int errors;          /* calls that failed */
-    int prepared_errors; /* ... naming a prepared statement */
-    int mismatches;      /* reads that disagree with the thread's writes */
-    int pooled;
-    char first[320];
-    char first_mismatch[160];
-    int64_t logs;        /* logs of this thread's instance */
-    int64_t last_eval;   /* its last_evaluation as last written */
-    char (*ids)[SPOTDB_UUID_SIZE]; /* ids of live logs, oldest first */
-    size_t head;
-} worker;
-
-static void note_error(worker *w, spotdb_db *db, const char *what, int rc)
-{
-    const char *msg = spotdb_errmsg(db);
-
-    w->errors++;
-    if (strstr(msg, "prepared statement"))
-        w->prepared_errors++;
-    if (!w->first[0])
-        snprintf(w->first, sizeof w->first, "worker %d, %s: %s: %s",
-                 w->index, what, spotdb_strerror(rc), msg);
-}
-
-static void mismatch(worker *w, const char *what)
-{
-    w->mismatches++;
-    if (!w->first_mismatch[0])
-        snprintf(w->first_mismatch, sizeof w->first_mismatch, "%s", what);
-    if (!w->first[0])
-        snprintf(w->first, sizeof w->first, "worker %d: %s", w->index, what);
-}
-
-#define CALL(what, call)                                                     \
-    do {                                                                     \
-        int rc_ = (call);                                                    \
-        if (rc_ != 0) {                                                      \
-            note_error(w, db, what, rc_);                                    \
-            goto out;                                                        \
-        }                                                                    \
-    } while (0)
-
-static void op_create_log(worker *w, spotdb_db *db, int i, bool in_tx)
-{
-    spotdb_experiment_log in, *e = NULL;
-
-    memset(&in, 0, sizeof in);
-    memcpy(in.instance_id, w->instance, SPOTDB_UUID_SIZE);
-    memcpy(in.model_id, w->model, SPOTDB_UUID_SIZE);
-    in.decision = i % 3 ? "STAY" : "SWITCH";
-    in.prediction_score = (i % 100) / 100.0;
-    in.execution_time = spotdb_now_us();
-    in.projected_hourly_savings = 0.001 * (i % 7);
-    CALL("creating a log",
-         spotdb_experiment_log_create(&e, db, &in,
-             SPOTDB_EXPERIMENT_LOG_INSTANCE_ID |
-             SPOTDB_EXPERIMENT_LOG_MODEL_ID | SPOTDB_EXPERIMENT_LOG_DECISION |
-             SPOTDB_EXPERIMENT_LOG_PREDICTION_SCORE |
-             SPOTDB_EXPERIMENT_LOG_EXECUTION_TIME |
-             SPOTDB_EXPERIMENT_LOG_PROJECTED_HOURLY_SAVINGS));
-    if (strcmp(e->instance_id, w->instance) != 0)
-        mismatch(w, "a created log names another instance");
-    memcpy(w->ids[w->logs + (int64_t)w->head], e->id, SPOTDB_UUID_SIZE);
-    if (!in_tx)
-        w->logs++;
-out:
-    spotdb_experiment_log_free(e);
-}
-
-static void op_get_instance(worker *w, spotdb_db *db)
-{
-    spotdb_instance *inst = NULL;
-
-    CALL("reading the instance", spotdb_instance_get(&inst, db, w->instance));
-    if (strcmp(inst->id, w->instance) != 0 ||
-        (w->last_eval == 0
-             ? !(inst->nulls & SPOTDB_INSTANCE_LAST_EVALUATION)
-             : inst->last_evaluation != w->last_eval))
-        mismatch(w, "the instance read back differs from the last write");
-out:
-    spotdb_instance_free(inst);
-}
-
-static int update_eval(worker *w, spotdb_db *db, int64_t *eval)
-{
-    spotdb_instance ch;
-
-    memset(&ch, 0, sizeof ch);
-    ch.last_evaluation = *eval = spotdb_now_us();
-    return spotdb_instance_update(NULL, db, w->instance, &ch,
-                                  SPOTDB_INSTANCE_LAST_EVALUATION);
-}
-
-static void op_update_instance(worker *w, spotdb_db *db)
-{
-    int64_t eval;
-
-    CALL("updating the instance", update_eval(w, db, &eval));
-    w->last_eval = eval;
-out:
-    return;
-}
-
-static void op_list_logs(worker *w, spotdb_db *db)
-{
-    spotdb_experiment_log_filter f = SPOTDB_EXPERIMENT_LOG_FILTER_INIT;
-    spotdb_experiment_log_rows *r = NULL;
-    int64_t want = w->logs < RECENT ? w->logs : RECENT;
-
-    f.instance_id = w->instance;
-    CALL("listing logs", spotdb_experiment_log_list(&r, db, &f, NULL, RECENT));
-    if ((int64_t)r->count != want)
-        mismatch(w, "a list of the thread's logs has the wrong length");
-    for (size_t k = 0; k < r->count; k++)
-        if (strcmp(r->items[k].instance_id, w->instance) != 0)
-            mismatch(w, "a list of the thread's logs holds another's");
-out:
-    spotdb_experiment_log_rows_free(r);
-}
-
-static void op_count_logs(worker *w, spotdb_db *db)
-{
-    spotdb_experiment_log_filter f = SPOTDB_EXPERIMENT_LOG_FILTER_INIT;
-    int64_t n = -1;
-
-    f.instance_id = w->instance;
-    CALL("counting logs", spotdb_experiment_log_count(&n, db, &f));
-    if (n != w->logs)
-        mismatch(w, "the count of the thread's logs is wrong");
-out:
-    return;
-}
-
-static void op_active_view(worker *w, spotdb_db *db)
-{
-    spotdb_active_instance_rows *r = NULL;
-    int seen = 0;
-
-    CALL("listing active instances",
-         spotdb_active_instance_list(&r, db, NULL, 0));
-    for (size_t k = 0; k < r->count; k++)
-        if (strcmp(r->items[k].id, w->instance) == 0)
-            seen += r->items[k].model_name &&
-                    strcmp(r->items[k].model_name, w->model_name) == 0;
-    if (seen != 1)
-        mismatch(w, "the thread's instance is not once in v_active_instances");
-out:
-    spotdb_active_instance_rows_free(r);
-}
-
-static void op_recent_view(worker *w, spotdb_db *db)
-{
-    spotdb_recent_experiment_rows *r = NULL;
-
-    CALL("listing recent experiments",
-         spotdb_recent_experiment_list(&r, db, NULL, RECENT));
-    if (r->count > RECENT)
-        mismatch(w, "v_recent_experiments returned more than the limit");
-out:
-    spotdb_recent_experiment_rows_free(r);
-}
-
-static void op_report(worker *w, spotdb_db *db)
-{
-    spotdb_model_performance_rows *r = NULL;
-    int64_t runs = 0;
-
-    CALL("reading the model report",
-         spotdb_model_performance_list(&r, db, NULL));
-    for (size_t k = 0; k < r->count; k++)
-        if (strcmp(r->items[k].model_name, w->model_name) == 0)
-            runs = r->items[k].runs;
-    if (runs != w->logs)
-        mismatch(w, "the report counts another number of the thread's runs");
-out:
-    spotdb_model_performance_rows_free(r);
-}
-
-/* A transaction: a log and an instance update commit together (through a
- * pooler, both run on the one server session the transaction holds). */
-static void op_transaction(worker *w, spotdb_db *db, int i)
-{
-    int64_t eval;
-    int64_t before = w->errors;
-
-    CALL("begin", spotdb_begin(db));
-    op_create_log(w, db, i, true);
-    if (w->errors != before) {
-        spotdb_rollback(db);
-        return;
-    }
-    CALL("updating in a transaction", update_eval(w, db, &eval));
-    CALL("commit", spotdb_commit(db));
-    w->logs++;
-    w->last_eval = eval;
-    return;
-out:
-    spotdb_rollback(db);
-}
-
-static void op_delete_oldest_log(worker *w, spotdb_db *db)
-{
-    if (w->logs == 0)
-        return;
-    CALL("deleting a log", spotdb_experiment_log_delete(db, w->ids[w->head]));
-    w->head++;
-    w->logs--;
-out:
-    return;
-}
+/* ---- the workload (workload.h) ------------------------------------------- */
 
 /* Another tenant comes and goes: a user, its account, the cascade. */
-static void op_tenant_round_trip(worker *w, spotdb_db *db, int i)
+static void op_tenant_round_trip(wl_worker *w, spotdb_db *db, int i)
 {
     spotdb_user in, *u = NULL;
     spotdb_account a, *acct = NULL, *again = NULL;
@@ -297,53 +76,88 @@ static void op_tenant_round_trip(worker *w, spotdb_db *db, int i)
     memset(&in, 0, sizeof in);
     in.email = email;
     in.username = name;
-    CALL("creating a user",
-         spotdb_user_create(&u, db, &in,
-                            SPOTDB_USER_EMAIL | SPOTDB_USER_USERNAME,
-                            "pooled password"));
+    WL_CALL("creating a user",
+            spotdb_user_create(&u, db, &in,
+                               SPOTDB_USER_EMAIL | SPOTDB_USER_USERNAME,
+                               "pooled password"));
     memset(&a, 0, sizeof a);
     a.account_id = aws;
     a.account_name = name;
     a.role_arn = arn;
     a.external_id = "ext";
-    CALL("creating an account",
-         spotdb_account_create_for_username(&acct, db, name, &a,
-             SPOTDB_ACCOUNT_ACCOUNT_ID | SPOTDB_ACCOUNT_ACCOUNT_NAME |
-             SPOTDB_ACCOUNT_ROLE_ARN | SPOTDB_ACCOUNT_EXTERNAL_ID));
-    CALL("reading the account",
-         spotdb_account_get_by_account_id(&again, db, aws));
+    WL_CALL("creating an account",
+            spotdb_account_create_for_username(&acct, db, name, &a,
+                SPOTDB_ACCOUNT_ACCOUNT_ID | SPOTDB_ACCOUNT_ACCOUNT_NAME |
+                SPOTDB_ACCOUNT_ROLE_ARN | SPOTDB_ACCOUNT_EXTERNAL_ID));
+    WL_CALL("reading the account",
+            spotdb_account_get_by_account_id(&again, db, aws));
     if (strcmp(again->user_id, u->id) != 0)
-        mismatch(w, "an account read back names another owner");
-    CALL("deleting the user", spotdb_user_delete(db, u->id));
+        wl_mismatch(w, "an account read back names another owner");
+    WL_CALL("deleting the user", spotdb_user_delete(db, u->id));
 out:
     spotdb_account_free(again);
     spotdb_account_free(acct);
     spotdb_user_free(u);
 }
 
-static void run_op(worker *w, spotdb_db *db, int i)
+static void run_op(wl_worker *w, spotdb_db *db, int i)
 {
     switch (i % 10) {
-    case 0: case 5: op_create_log(w, db, i, false); break;
-    case 1: op_get_instance(w, db); break;
-    case 2: op_update_instance(w, db); break;
-    case 3: op_list_logs(w, db); break;
-    case 4: op_count_logs(w, db); break;
-    case 6: op_active_view(w, db); break;
-    case 7: op_transaction(w, db, i); break;
+    case 0: case 5: wl_op_create_log(w, db, i); break;
+    case 1: wl_op_get_instance(w, db); break;
+    case 2: wl_op_update_instance(w, db); break;
+    case 3: wl_op_list_logs(w, db); break;
+    case 4: wl_op_count_logs(w, db); break;
+    case 6: wl_op_active_view(w, db); break;
+    case 7: wl_op_transaction(w, db, i); break;
     case 8:
         if (i % 20 == 8)
-            op_recent_view(w, db);
+            wl_op_recent_view(w, db);
         else
-            op_report(w, db);
+            wl_op_report(w, db);
         break;
     default:
         if (i % 100 == 99)
             op_tenant_round_trip(w, db, i);
         else
-            op_delete_oldest_log(w, db);
+            wl_op_delete_oldest_log(w, db);
         break;
     }
+}
+
+/* Where a worker's handle goes (its w->ctx), and what the handle said. */
+typedef struct route {
+    const char *conninfo;
+    const spotdb_open_options *opts;  /* NULL: defaults (detection) */
+    int pooled;
+} route;
+
+/* A handle of its own for all of the thread's operations. */
+static void work(wl_worker *w)
+{
+    route *to = w->ctx;
+    spotdb_db *db = NULL;
+    int rc = spotdb_open(&db, to->conninfo, to->opts);
+
+    if (rc != 0) {
+        wl_note_error(w, NULL, "open", rc);
+        return;
+    }
+    to->pooled = spotdb_pooled(db);
+    for (int i = 0; i < w->ops; i++)
+        run_op(w, db, i);
+    spotdb_close(db);
+}
+
+/* Each worker's model, instance (assigned that model) and owner, made
+ * directly, so that the control's workers start from the same place. */
+static void prepare_workers(wl_worker *w, int ops)
+{
+    spotdb_db *db = th_open();
+
+    for (int i = 0; i < WORKERS; i++)
+        wl_prepare(&w[i], db, i, ops);
+    spotdb_close(db);
 }
 
 /* Client sessions on the test database other than the asking one (not
@@ -360,204 +174,99 @@ static void run_op(worker *w, spotdb_db *db, int i)
     "FROM pg_stat_activity WHERE datname = current_database() "              \
     "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
 
-static atomic_int workers_done;
-
-static void *work(void *arg)
-{
-    worker *w = arg;
-    spotdb_db *db = NULL;
-    int rc = spotdb_open(&db, w->conninfo, w->opts);
-
-    if (rc != 0) {
-        w->errors++;
-        snprintf(w->first, sizeof w->first, "worker %d, open: %s", w->index,
-                 spotdb_last_errmsg());
-    } else {
-        w->pooled = spotdb_pooled(db);
-        for (int i = 0; i < w->ops; i++)
-            run_op(w, db, i);
-        spotdb_close(db);
-    }
-    atomic_fetch_add(&workers_done, 1);
-    return NULL;
-}
-
-/* Each worker's model, instance (assigned that model) and owner, made
- * directly, so that the control's workers start from the same place. */
-static void prepare_worker(worker *w, spotdb_db *db, int index, int ops)
-{
-    spotdb_user u, *user = NULL;
-    spotdb_account a, *acct = NULL;
-    spotdb_model m, *model = NULL;
-    spotdb_instance in, *inst = NULL;
-    char name[32], email[64], aws[32], arn[64], version[24], ec2[24];
-    int rc;
-
-    memset(w, 0, sizeof *w);
-    w->index = index;
-    w->ops = ops;
-    w->ids = calloc((size_t)ops + 1, SPOTDB_UUID_SIZE);
-    ck_assert_ptr_nonnull(w->ids);
-    snprintf(name, sizeof name, "worker%d", index);
-    snprintf(email, sizeof email, "%s@example.com", name);
-    snprintf(aws, sizeof aws, "4000000000%02d", index);
-    snprintf(arn, sizeof arn, "arn:aws:iam::%s:role/spot", aws);
-    snprintf(version, sizeof version, "v%d.0.0", index);
-    snprintf(ec2, sizeof ec2, "i-%08x", 0xa0000000u + (unsigned)index);
-    snprintf(w->model_name, sizeof w->model_name, "PooledModel%d", index);
-
-    memset(&u, 0, sizeof u);
-    u.email = email;
-    u.username = name;
-    rc = spotdb_user_create(&user, db, &u,
-                            SPOTDB_USER_EMAIL | SPOTDB_USER_USERNAME, "pw");
-    ck_assert_msg(rc == 0, "user: %s", spotdb_errmsg(db));
-    memset(&a, 0, sizeof a);
-    a.account_id = aws;
-    a.account_name = name;
-    a.role_arn = arn;
-    a.external_id = "ext";
-    rc = spotdb_account_create_for_username(&acct, db, name, &a,
-             SPOTDB_ACCOUNT_ACCOUNT_ID | SPOTDB_ACCOUNT_ACCOUNT_NAME |
-             SPOTDB_ACCOUNT_ROLE_ARN | SPOTDB_ACCOUNT_EXTERNAL_ID);
-    ck_assert_msg(rc == 0, "account: %s", spotdb_errmsg(db));
-    memset(&m, 0, sizeof m);
-    m.name = w->model_name;
-    m.version = version;
-    rc = spotdb_model_create(&model, db, &m,
-                             SPOTDB_MODEL_NAME | SPOTDB_MODEL_VERSION);
-    ck_assert_msg(rc == 0, "model: %s", spotdb_errmsg(db));
-    memset(&in, 0, sizeof in);
-    in.instance_id = ec2;
-    in.instance_type = "c5.large";
-    in.availability_zone = "ap-south-1a";
-    in.assigned_model_version = version;
-    rc = spotdb_instance_create_for_aws_account(&inst, db, aws, &in,
-             SPOTDB_INSTANCE_INSTANCE_ID | SPOTDB_INSTANCE_INSTANCE_TYPE |
-             SPOTDB_INSTANCE_AVAILABILITY_ZONE |
-             SPOTDB_INSTANCE_ASSIGNED_MODEL_VERSION);
-    ck_assert_msg(rc == 0, "instance: %s", spotdb_errmsg(db));
-    memcpy(w->instance, inst->id, SPOTDB_UUID_SIZE);
-    memcpy(w->model, model->id, SPOTDB_UUID_SIZE);
-    w->last_eval = 0;
-    spotdb_instance_free(inst);
-    spotdb_model_free(model);
-    spotdb_account_free(acct);
-    spotdb_user_free(user);
-    snprintf(w->conninfo, sizeof w->conninfo, "%s",
-             pgb_conninfo(th_db_name()));
-}
-
 typedef struct totals {
-    int errors, prepared_errors, mismatches, pooled;
-    long ops;
+    wl_totals sum;
+    int pooled;          /* handles that said they were behind a pooler */
     double seconds;
     long max_sessions;   /* server sessions seen on the test database */
     char sessions_seen[512]; /* which, when there were most */
-    char first[320];
-    char first_mismatch[160];
 } totals;
 
-/* Run WORKERS threads; meanwhile count the server sessions PgBouncer
- * holds on the test database. */
-static totals run_workers(worker *w, PGconn *direct)
-{
-    pthread_t t[WORKERS];
-    totals r = { 0 };
-    double t0;
+typedef struct watch {
+    PGconn *direct;
+    totals *r;
+} watch;
 
+static void count_sessions(void *payload)
+{
+    watch *m = payload;
+    char *v = th_scalar(m->direct, SESSIONS_SEEN);
+    long n = strtol(v, NULL, 10);
+
+    if (n > m->r->max_sessions) {
+        m->r->max_sessions = n;
+        snprintf(m->r->sessions_seen, sizeof m->r->sessions_seen, "%s", v);
+    }
+    free(v);
+}
+
+/* Run WORKERS threads, each with a handle on `conninfo` opened with
+ * `opts`; meanwhile count the server sessions PgBouncer holds on the
+ * test database. */
+static totals run_workers(wl_worker *w, const char *conninfo,
+                          const spotdb_open_options *opts, PGconn *direct)
+{
+    route to[WORKERS];
+    totals r = { 0 };
+    watch m = { direct, &r };
+    char ci[512];                   /* pgb_conninfo's buffer is shared */
     PGconn *prime;
 
+    snprintf(ci, sizeof ci, "%s", conninfo);
     /* A handle closed just before may still be leaving the server. */
     for (int k = 0; k < 250 && th_count(direct, SESSIONS) != 0; k++)
         th_sleep_s(0.02);
     /* Until its first server login completes, PgBouncer 1.18 opens a
      * server connection for every client that waits, past the pool
      * size; one client first, as in any running deployment. */
-    prime = th_connect(w[0].conninfo);
+    prime = th_connect(ci);
     th_exec(prime, "SELECT 1");
     PQfinish(prime);
-    t0 = th_now_s();
-    atomic_store(&workers_done, 0);
-    for (int i = 0; i < WORKERS; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
-    while (atomic_load(&workers_done) < WORKERS) {
-        char *v = th_scalar(direct, SESSIONS_SEEN);
-        long n = strtol(v, NULL, 10);
-
-        if (n > r.max_sessions) {
-            r.max_sessions = n;
-            snprintf(r.sessions_seen, sizeof r.sessions_seen, "%s", v);
-        }
-        free(v);
-        th_sleep_s(0.02);
-    }
-    for (int i = 0; i < WORKERS; i++)
-        pthread_join(t[i], NULL);
-    r.seconds = th_now_s() - t0;
     for (int i = 0; i < WORKERS; i++) {
-        r.errors += w[i].errors;
-        r.prepared_errors += w[i].prepared_errors;
-        r.mismatches += w[i].mismatches;
-        r.pooled += w[i].pooled;
-        r.ops += w[i].ops;
-        if (!r.first[0] && w[i].first[0])
-            snprintf(r.first, sizeof r.first, "%s", w[i].first);
-        if (!r.first_mismatch[0] && w[i].first_mismatch[0])
-            snprintf(r.first_mismatch, sizeof r.first_mismatch, "%s",
-                     w[i].first_mismatch);
+        to[i] = (route){ .conninfo = ci, .opts = opts };
+        w[i].ctx = &to[i];
+    }
+    r.seconds = wl_run(w, WORKERS, work, count_sessions, &m, 0.02);
+    r.sum = wl_sum(w, WORKERS);
+    for (int i = 0; i < WORKERS; i++) {
+        r.pooled += to[i].pooled;
+        w[i].ctx = NULL;
     }
     return r;
-}
-
-static void free_workers(worker *w)
-{
-    for (int i = 0; i < WORKERS; i++)
-        free(w[i].ids);
 }
 
 /* ---- cases --------------------------------------------------------------- */
 
 START_TEST(ten_workers_through_a_pool_of_two)
 {
-    worker w[WORKERS];
-    spotdb_db *db = th_open();
+    wl_worker w[WORKERS];
     PGconn *direct = th_connect(th_db_conninfo());
     int ops = ops_per_worker();
     totals r;
 
-    for (int i = 0; i < WORKERS; i++)
-        prepare_worker(&w[i], db, i, ops);
-    spotdb_close(db);
-    r = run_workers(w, direct);
+    prepare_workers(w, ops);
+    r = run_workers(w, pgb_conninfo(th_db_name()), NULL, direct);
     printf("pgbouncer (transaction mode, pool_size=%d): %d workers x %d "
            "operations: %d errors, %d mismatches, %.1f s, %.0f ops/s, "
            "at most %ld server sessions\n", POOL_SIZE, WORKERS, ops,
-           r.errors, r.mismatches, r.seconds, (double)r.ops / r.seconds,
-           r.max_sessions);
-    ck_assert_msg(r.errors == 0 && r.mismatches == 0, "%d errors, %d "
-                  "mismatches; first: %s", r.errors, r.mismatches, r.first);
+           r.sum.errors, r.sum.mismatches, r.seconds,
+           (double)r.sum.ops / r.seconds, r.max_sessions);
+    ck_assert_msg(r.sum.errors == 0 && r.sum.mismatches == 0, "%d errors, "
+                  "%d mismatches; first: %s", r.sum.errors, r.sum.mismatches,
+                  r.sum.first);
     ck_assert_int_eq(r.pooled, WORKERS);
     ck_assert_int_ge(r.max_sessions, 1);
     ck_assert_msg(r.max_sessions <= POOL_SIZE, "more server sessions than "
                   "the pool holds: %s", r.sessions_seen);
     /* What each thread believes it wrote is what a direct reader sees. */
-    for (int i = 0; i < WORKERS; i++) {
-        th_qeq(direct, NULL, "SELECT NULLIF(count(*), %lld) FROM "
-               "experiment_logs WHERE instance_id = '%s'",
-               (long long)w[i].logs, w[i].instance);
-        th_qeq(direct, "t", "SELECT coalesce((extract(epoch FROM "
-               "last_evaluation) * 1000000)::bigint, 0) = %lld FROM "
-               "instances WHERE id = '%s'",
-               (long long)w[i].last_eval, w[i].instance);
-    }
+    wl_check_written(direct, w, WORKERS);
     /* The tenants that came and went left nothing. */
     ck_assert_int_eq(th_count(direct, "SELECT count(*) FROM users WHERE "
                                       "username LIKE 'tenant\\_%'"), 0);
     ck_assert_int_eq(th_count(direct, "SELECT count(*) FROM accounts"),
                      WORKERS);
     PQfinish(direct);
-    free_workers(w);
+    wl_free(w, WORKERS);
 }
 END_TEST
 
@@ -565,28 +274,23 @@ END_TEST
  * then has a server session of its own, and prepares its statements). */
 START_TEST(ten_workers_direct_for_comparison)
 {
-    worker w[WORKERS];
-    spotdb_db *db = th_open();
+    wl_worker w[WORKERS];
     PGconn *direct = th_connect(th_db_conninfo());
     int ops = ops_per_worker();
     totals r;
 
-    for (int i = 0; i < WORKERS; i++) {
-        prepare_worker(&w[i], db, i, ops);
-        snprintf(w[i].conninfo, sizeof w[i].conninfo, "%s",
-                 th_db_conninfo());
-    }
-    spotdb_close(db);
-    r = run_workers(w, direct);
+    prepare_workers(w, ops);
+    r = run_workers(w, th_db_conninfo(), NULL, direct);
     printf("direct (no pooler): %d workers x %d operations: %d errors, "
            "%d mismatches, %.1f s, %.0f ops/s, at most %ld server "
-           "sessions\n", WORKERS, ops, r.errors, r.mismatches, r.seconds,
-           (double)r.ops / r.seconds, r.max_sessions);
-    ck_assert_msg(r.errors == 0 && r.mismatches == 0, "%d errors, %d "
-                  "mismatches; first: %s", r.errors, r.mismatches, r.first);
+           "sessions\n", WORKERS, ops, r.sum.errors, r.sum.mismatches,
+           r.seconds, (double)r.sum.ops / r.seconds, r.max_sessions);
+    ck_assert_msg(r.sum.errors == 0 && r.sum.mismatches == 0, "%d errors, "
+                  "%d mismatches; first: %s", r.sum.errors, r.sum.mismatches,
+                  r.sum.first);
     ck_assert_int_eq(r.pooled, 0);
     PQfinish(direct);
-    free_workers(w);
+    wl_free(w, WORKERS);
 }
 END_TEST
 
@@ -801,30 +505,26 @@ END_TEST
 START_TEST(control_prepared_statements_break)
 {
     spotdb_open_options o = SPOTDB_OPEN_OPTIONS_INIT;
-    worker w[WORKERS];
-    spotdb_db *db = th_open();
+    wl_worker w[WORKERS];
     PGconn *direct = th_connect(th_db_conninfo());
     int ops = ops_per_worker() / 5 > 0 ? ops_per_worker() / 5 : 1;
     totals r;
 
     o.pooler = SPOTDB_POOLER_NONE;
     o.statements = SPOTDB_STATEMENTS_PREPARED;
-    for (int i = 0; i < WORKERS; i++) {
-        prepare_worker(&w[i], db, i, ops);
-        w[i].opts = &o;
-    }
-    spotdb_close(db);
-    r = run_workers(w, direct);
+    prepare_workers(w, ops);
+    r = run_workers(w, pgb_conninfo(th_db_name()), &o, direct);
     printf("control, prepared statements through pgbouncer: %d workers x "
            "%d operations: %d errors (%.1f%%), %d naming a prepared "
            "statement, %d wrong reads (%s); first: %s\n", WORKERS, ops,
-           r.errors, 100.0 * r.errors / (double)r.ops, r.prepared_errors,
-           r.mismatches, r.first_mismatch, r.first);
+           r.sum.errors, 100.0 * r.sum.errors / (double)r.sum.ops,
+           r.sum.prepared_errors, r.sum.mismatches, r.sum.first_mismatch,
+           r.sum.first);
     ck_assert_int_eq(r.pooled, 0);
-    ck_assert_int_gt(r.errors, 0);
-    ck_assert_int_gt(r.prepared_errors, 0);
+    ck_assert_int_gt(r.sum.errors, 0);
+    ck_assert_int_gt(r.sum.prepared_errors, 0);
     PQfinish(direct);
-    free_workers(w);
+    wl_free(w, WORKERS);
 }
 END_TEST
 

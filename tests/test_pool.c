@@ -13,7 +13,6 @@
  */
 #include <dirent.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,7 @@
 
 #include "harness.h"
 #include "internal.h"
+#include "workload.h"
 
 /* The call succeeds; otherwise the test fails with the thread-local
  * message (calls on a pool have no handle) or the handle's. */
@@ -535,369 +535,98 @@ END_TEST
 
 #define THREADS 16
 #define STRESS_POOL 4
-#define RECENT 20
-
-typedef struct worker {
-    spotdb_pool *pool;
-    int index;
-    int ops;
-    char instance[SPOTDB_UUID_SIZE];
-    char model[SPOTDB_UUID_SIZE];
-    char model_name[32];
-    /* outcome */
-    int errors;
-    int mismatches;
-    char first[320];
-    int64_t logs;                   /* live logs of this thread's instance */
-    int64_t last_eval;
-    char (*ids)[SPOTDB_UUID_SIZE];  /* ids of live logs, oldest first */
-    size_t head;
-    size_t total;                   /* ids written */
-} worker;
-
-static void note(worker *w, const char *what, const char *detail)
-{
-    if (!w->first[0])
-        snprintf(w->first, sizeof w->first, "thread %d, %s: %s", w->index,
-                 what, detail);
-}
-
-static void note_error(worker *w, spotdb_db *db, const char *what, int rc)
-{
-    char detail[280];
-
-    w->errors++;
-    snprintf(detail, sizeof detail, "%s: %s", spotdb_strerror(rc),
-             db ? spotdb_errmsg(db) : spotdb_last_errmsg());
-    note(w, what, detail);
-}
-
-static void mismatch(worker *w, const char *what)
-{
-    w->mismatches++;
-    note(w, what, "mismatch");
-}
-
-#define CALL(what, call)                                                     \
-    do {                                                                     \
-        int rc_ = (call);                                                    \
-        if (rc_ != 0) {                                                      \
-            note_error(w, db, what, rc_);                                    \
-            goto out;                                                        \
-        }                                                                    \
-    } while (0)
-
-static int create_log(worker *w, spotdb_db *db, int i)
-{
-    spotdb_experiment_log in, *e = NULL;
-    int rc;
-
-    memset(&in, 0, sizeof in);
-    memcpy(in.instance_id, w->instance, SPOTDB_UUID_SIZE);
-    memcpy(in.model_id, w->model, SPOTDB_UUID_SIZE);
-    in.decision = i % 3 ? "STAY" : "SWITCH";
-    in.prediction_score = (i % 100) / 100.0;
-    in.execution_time = spotdb_now_us();
-    rc = spotdb_experiment_log_create(&e, db, &in,
-             SPOTDB_EXPERIMENT_LOG_INSTANCE_ID |
-             SPOTDB_EXPERIMENT_LOG_MODEL_ID | SPOTDB_EXPERIMENT_LOG_DECISION |
-             SPOTDB_EXPERIMENT_LOG_PREDICTION_SCORE |
-             SPOTDB_EXPERIMENT_LOG_EXECUTION_TIME);
-    if (rc == 0) {
-        if (strcmp(e->instance_id, w->instance) != 0)
-            mismatch(w, "a created log names another instance");
-        memcpy(w->ids[w->total], e->id, SPOTDB_UUID_SIZE);
-    }
-    spotdb_experiment_log_free(e);
-    return rc;
-}
-
-static void op_create_log(worker *w, spotdb_db *db, int i)
-{
-    CALL("creating a log", create_log(w, db, i));
-    w->total++;
-    w->logs++;
-out:
-    return;
-}
-
-static void op_get_instance(worker *w, spotdb_db *db)
-{
-    spotdb_instance *inst = NULL;
-
-    CALL("reading the instance", spotdb_instance_get(&inst, db, w->instance));
-    if (strcmp(inst->id, w->instance) != 0 ||
-        (w->last_eval == 0
-             ? !(inst->nulls & SPOTDB_INSTANCE_LAST_EVALUATION)
-             : inst->last_evaluation != w->last_eval))
-        mismatch(w, "the instance read back differs from the last write");
-out:
-    spotdb_instance_free(inst);
-}
-
-static int update_eval(spotdb_db *db, const char *id, int64_t *eval)
-{
-    spotdb_instance ch;
-
-    memset(&ch, 0, sizeof ch);
-    ch.last_evaluation = *eval = spotdb_now_us();
-    return spotdb_instance_update(NULL, db, id, &ch,
-                                  SPOTDB_INSTANCE_LAST_EVALUATION);
-}
-
-static void op_update_instance(worker *w, spotdb_db *db)
-{
-    int64_t eval;
-
-    CALL("updating the instance", update_eval(db, w->instance, &eval));
-    w->last_eval = eval;
-out:
-    return;
-}
-
-static void op_list_logs(worker *w, spotdb_db *db)
-{
-    spotdb_experiment_log_filter f = SPOTDB_EXPERIMENT_LOG_FILTER_INIT;
-    spotdb_experiment_log_rows *r = NULL;
-    int64_t want = w->logs < RECENT ? w->logs : RECENT;
-
-    f.instance_id = w->instance;
-    CALL("listing logs", spotdb_experiment_log_list(&r, db, &f, NULL, RECENT));
-    if ((int64_t)r->count != want)
-        mismatch(w, "a list of the thread's logs has the wrong length");
-    for (size_t k = 0; k < r->count; k++)
-        if (strcmp(r->items[k].instance_id, w->instance) != 0)
-            mismatch(w, "a list of the thread's logs holds another's");
-out:
-    spotdb_experiment_log_rows_free(r);
-}
-
-static void op_count_logs(worker *w, spotdb_db *db)
-{
-    spotdb_experiment_log_filter f = SPOTDB_EXPERIMENT_LOG_FILTER_INIT;
-    int64_t n = -1;
-
-    f.instance_id = w->instance;
-    CALL("counting logs", spotdb_experiment_log_count(&n, db, &f));
-    if (n != w->logs)
-        mismatch(w, "the count of the thread's logs is wrong");
-out:
-    return;
-}
-
-static void op_views(worker *w, spotdb_db *db, int i)
-{
-    spotdb_active_instance_rows *a = NULL;
-    spotdb_recent_experiment_rows *r = NULL;
-    int seen = 0;
-
-    if (i % 20 < 10) {
-        CALL("listing active instances",
-             spotdb_active_instance_list(&a, db, NULL, 0));
-        for (size_t k = 0; k < a->count; k++)
-            if (strcmp(a->items[k].id, w->instance) == 0)
-                seen += a->items[k].model_name &&
-                        strcmp(a->items[k].model_name, w->model_name) == 0;
-        if (seen != 1)
-            mismatch(w, "the instance is not once in v_active_instances");
-    } else {
-        CALL("listing recent experiments",
-             spotdb_recent_experiment_list(&r, db, NULL, RECENT));
-        if (r->count > RECENT)
-            mismatch(w, "v_recent_experiments returned more than asked");
-    }
-out:
-    spotdb_active_instance_rows_free(a);
-    spotdb_recent_experiment_rows_free(r);
-}
-
-/* A log and an instance update commit together. */
-static void op_transaction(worker *w, spotdb_db *db, int i)
-{
-    int64_t eval;
-
-    CALL("begin", spotdb_begin(db));
-    CALL("creating a log in a transaction", create_log(w, db, i));
-    CALL("updating in a transaction", update_eval(db, w->instance, &eval));
-    CALL("commit", spotdb_commit(db));
-    w->total++;
-    w->logs++;
-    w->last_eval = eval;
-    return;
-out:
-    spotdb_rollback(db);
-}
 
 /* A transaction given back unfinished: the pool rolls it back, so the
- * log must not count (op_count_logs and the final check see to it). */
-static void op_abandoned_transaction(worker *w, spotdb_db *db, int i)
+ * log must not count (wl_op_count_logs and the final check see to it). */
+static void op_abandoned_transaction(wl_worker *w, spotdb_db *db, int i)
 {
-    CALL("begin", spotdb_begin(db));
-    CALL("creating a log to abandon", create_log(w, db, i));
+    WL_CALL("begin", spotdb_begin(db));
+    WL_CALL("creating a log to abandon", wl_create_log(w, db, i));
 out:
     return;
 }
 
-static void op_delete_oldest_log(worker *w, spotdb_db *db)
-{
-    if (w->logs == 0)
-        return;
-    CALL("deleting a log", spotdb_experiment_log_delete(db, w->ids[w->head]));
-    w->head++;
-    w->logs--;
-out:
-    return;
-}
-
-static void op_report(worker *w, spotdb_db *db)
-{
-    spotdb_model_performance_rows *r = NULL;
-    int64_t runs = 0;
-
-    CALL("reading the model report",
-         spotdb_model_performance_list(&r, db, NULL));
-    for (size_t k = 0; k < r->count; k++)
-        if (strcmp(r->items[k].model_name, w->model_name) == 0)
-            runs = r->items[k].runs;
-    if (runs != w->logs)
-        mismatch(w, "the report counts another number of the thread's runs");
-out:
-    spotdb_model_performance_rows_free(r);
-}
-
-static void run_op(worker *w, spotdb_db *db, int i)
+static void run_op(wl_worker *w, spotdb_db *db, int i)
 {
     switch (i % 10) {
-    case 0: op_create_log(w, db, i); break;
-    case 1: op_get_instance(w, db); break;
-    case 2: op_update_instance(w, db); break;
-    case 3: op_list_logs(w, db); break;
-    case 4: op_count_logs(w, db); break;
-    case 5: op_transaction(w, db, i); break;
-    case 6: op_views(w, db, i); break;
+    case 0: wl_op_create_log(w, db, i); break;
+    case 1: wl_op_get_instance(w, db); break;
+    case 2: wl_op_update_instance(w, db); break;
+    case 3: wl_op_list_logs(w, db); break;
+    case 4: wl_op_count_logs(w, db); break;
+    case 5: wl_op_transaction(w, db, i); break;
+    case 6:
+        if (i % 20 < 10)
+            wl_op_active_view(w, db);
+        else
+            wl_op_recent_view(w, db);
+        break;
     case 7:
         if (i % 50 == 7)
             op_abandoned_transaction(w, db, i);
         else
-            op_report(w, db);
+            wl_op_report(w, db);
         break;
-    default: op_delete_oldest_log(w, db); break;
+    default: wl_op_delete_oldest_log(w, db); break;
     }
 }
 
-static atomic_int workers_done;
-
-/* Every operation borrows a handle, so consecutive ones of a thread run
- * on different connections and still see the thread's own writes. */
-static void *work(void *arg)
+/* Every operation borrows a handle of the pool in w->ctx, so consecutive
+ * ones of a thread run on different connections and still see the
+ * thread's own writes. */
+static void work(wl_worker *w)
 {
-    worker *w = arg;
+    spotdb_pool *pool = w->ctx;
 
     for (int i = 0; i < w->ops; i++) {
         spotdb_db *db = NULL;
-        int rc = spotdb_pool_acquire(w->pool, &db, SPOTDB_POOL_WAIT_DEFAULT);
+        int rc = spotdb_pool_acquire(pool, &db, SPOTDB_POOL_WAIT_DEFAULT);
 
         if (rc != 0) {
-            note_error(w, NULL, "acquire", rc);
+            wl_note_error(w, NULL, "acquire", rc);
             continue;
         }
         run_op(w, db, i);
-        rc = spotdb_pool_release(w->pool, db);
+        rc = spotdb_pool_release(pool, db);
         if (rc != 0)
-            note_error(w, NULL, "release", rc);
+            wl_note_error(w, NULL, "release", rc);
     }
-    atomic_fetch_add(&workers_done, 1);
-    return NULL;
 }
 
-/* Each thread's model, instance (assigned that model) and owner. */
-static void prepare_worker(worker *w, spotdb_db *db, int index, int ops)
+typedef struct watch {
+    PGconn *admin;
+    long max_sessions;
+} watch;
+
+/* While the threads run: the server never sees more sessions than the
+ * pool's. */
+static void count_sessions(void *payload)
 {
-    spotdb_user u, *user = NULL;
-    spotdb_account a, *acct = NULL;
-    spotdb_model m, *model = NULL;
-    spotdb_instance in, *inst = NULL;
-    char name[32], email[64], aws[32], arn[64], version[24], ec2[24];
+    watch *m = payload;
+    long n = th_count(m->admin, SESSIONS);
 
-    memset(w, 0, sizeof *w);
-    w->index = index;
-    w->ops = ops;
-    w->ids = calloc((size_t)ops + 1, SPOTDB_UUID_SIZE);
-    ck_assert_ptr_nonnull(w->ids);
-    snprintf(name, sizeof name, "worker%d", index);
-    snprintf(email, sizeof email, "%s@example.com", name);
-    snprintf(aws, sizeof aws, "4000000000%02d", index);
-    snprintf(arn, sizeof arn, "arn:aws:iam::%s:role/spot", aws);
-    snprintf(version, sizeof version, "v%d.0.0", index);
-    snprintf(ec2, sizeof ec2, "i-%08x", 0xa0000000u + (unsigned)index);
-    snprintf(w->model_name, sizeof w->model_name, "PoolModel%d", index);
-
-    memset(&u, 0, sizeof u);
-    u.email = email;
-    u.username = name;
-    DB_OK(db, spotdb_user_create(&user, db, &u,
-                                 SPOTDB_USER_EMAIL | SPOTDB_USER_USERNAME,
-                                 "pw"));
-    memset(&a, 0, sizeof a);
-    a.account_id = aws;
-    a.account_name = name;
-    a.role_arn = arn;
-    a.external_id = "ext";
-    DB_OK(db, spotdb_account_create_for_username(&acct, db, name, &a,
-              SPOTDB_ACCOUNT_ACCOUNT_ID | SPOTDB_ACCOUNT_ACCOUNT_NAME |
-              SPOTDB_ACCOUNT_ROLE_ARN | SPOTDB_ACCOUNT_EXTERNAL_ID));
-    memset(&m, 0, sizeof m);
-    m.name = w->model_name;
-    m.version = version;
-    DB_OK(db, spotdb_model_create(&model, db, &m,
-                                  SPOTDB_MODEL_NAME | SPOTDB_MODEL_VERSION));
-    memset(&in, 0, sizeof in);
-    in.instance_id = ec2;
-    in.instance_type = "c5.large";
-    in.availability_zone = "ap-south-1a";
-    in.assigned_model_version = version;
-    DB_OK(db, spotdb_instance_create_for_aws_account(&inst, db, aws, &in,
-              SPOTDB_INSTANCE_INSTANCE_ID | SPOTDB_INSTANCE_INSTANCE_TYPE |
-              SPOTDB_INSTANCE_AVAILABILITY_ZONE |
-              SPOTDB_INSTANCE_ASSIGNED_MODEL_VERSION));
-    memcpy(w->instance, inst->id, SPOTDB_UUID_SIZE);
-    memcpy(w->model, model->id, SPOTDB_UUID_SIZE);
-    spotdb_instance_free(inst);
-    spotdb_model_free(model);
-    spotdb_account_free(acct);
-    spotdb_user_free(user);
+    if (n > m->max_sessions)
+        m->max_sessions = n;
 }
 
 /* Run every worker `ops` operations on a new pool of STRESS_POOL, close
  * it; returns the seconds taken, the pool's last stats in *s. */
-static double run_pool(worker *w, int ops, spotdb_pool_stats *s,
+static double run_pool(wl_worker *w, int ops, spotdb_pool_stats *s,
                        PGconn *admin, long *max_sessions)
 {
     spotdb_pool *p = open_pool(STRESS_POOL, 0, 0);
-    pthread_t t[THREADS];
-    double t0 = th_now_s();
+    watch m = { admin, 0 };
+    double secs;
 
-    atomic_store(&workers_done, 0);
     for (int i = 0; i < THREADS; i++) {
-        w[i].pool = p;
+        w[i].ctx = p;
         w[i].ops = ops;
-        ck_assert_int_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
     }
-    /* Meanwhile, the server never sees more sessions than the pool's. */
-    *max_sessions = 0;
-    while (atomic_load(&workers_done) < THREADS) {
-        long n = th_count(admin, SESSIONS);
-
-        if (n > *max_sessions)
-            *max_sessions = n;
-        th_sleep_s(0.05);
-    }
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
-    t0 = th_now_s() - t0;
+    secs = wl_run(w, THREADS, work, count_sessions, &m, 0.05);
+    *max_sessions = m.max_sessions;
     *s = stats(p);
     POOL_OK(spotdb_pool_close(p));
-    return t0;
+    return secs;
 }
 
 static int stress_ops(void)
@@ -960,17 +689,17 @@ static bool rss_meaningful(void)
 
 START_TEST(stress_sixteen_threads_pool_of_four)
 {
-    worker w[THREADS];
+    wl_worker w[THREADS];
     spotdb_db *db = th_open();
     PGconn *admin = th_connect(th_db_conninfo());
-    int ops = stress_ops(), errors = 0, mismatches = 0;
+    int ops = stress_ops();
     long fds0, fds1, rss0, rss1, heap0, heap1, max_sessions;
     spotdb_pool_stats s;
-    const char *first = "";
+    wl_totals r;
     double secs;
 
     for (int i = 0; i < THREADS; i++)
-        prepare_worker(&w[i], db, i, ops + 20);
+        wl_prepare(&w[i], db, i, ops + 20);
     spotdb_close(db);
     /* A short warm-up round first, so that the baseline includes what a
      * process sets up once (thread stacks glibc caches, malloc arenas of
@@ -986,24 +715,19 @@ START_TEST(stress_sixteen_threads_pool_of_four)
     fds1 = open_fds();
     rss1 = rss_kib();
     heap1 = heap_in_use();
-    for (int i = 0; i < THREADS; i++) {
-        errors += w[i].errors;
-        mismatches += w[i].mismatches;
-        if (!*first && w[i].first[0])
-            first = w[i].first;
-    }
+    r = wl_sum(w, THREADS);
     printf("pool stress: %d threads x %d operations on a pool of %d: "
            "%d errors, %d mismatches, %.1f s, %.0f ops/s; acquires %lld, "
            "waits %lld, timeouts %lld, reconnects %lld, pings %lld, at most "
-           "%ld server sessions\n", THREADS, ops, STRESS_POOL, errors,
-           mismatches, secs, THREADS * ops / secs, (long long)s.acquires,
+           "%ld server sessions\n", THREADS, ops, STRESS_POOL, r.errors,
+           r.mismatches, secs, THREADS * ops / secs, (long long)s.acquires,
            (long long)s.waits, (long long)s.timeouts,
            (long long)s.reconnects, (long long)s.pings, max_sessions);
     printf("pool stress: after the pool closed: fds %ld -> %ld, RSS %ld -> "
            "%ld KiB, heap in use %ld -> %ld bytes\n", fds0, fds1, rss0, rss1,
            heap0, heap1);
-    ck_assert_msg(errors == 0 && mismatches == 0, "%d errors, %d "
-                  "mismatches; first: %s", errors, mismatches, first);
+    ck_assert_msg(r.errors == 0 && r.mismatches == 0, "%d errors, %d "
+                  "mismatches; first: %s", r.errors, r.mismatches, r.first);
     ck_assert_int_eq(s.acquires, (int64_t)THREADS * ops);
     ck_assert_int_eq(s.timeouts, 0);
     ck_assert_int_eq(s.reconnects, 0);
@@ -1018,16 +742,8 @@ START_TEST(stress_sixteen_threads_pool_of_four)
                       rss0, rss1);
     /* What each thread believes it wrote is what a direct reader sees;
      * the abandoned transactions left nothing. */
-    for (int i = 0; i < THREADS; i++) {
-        th_qeq(admin, NULL, "SELECT NULLIF(count(*), %lld) FROM "
-               "experiment_logs WHERE instance_id = '%s'",
-               (long long)w[i].logs, w[i].instance);
-        th_qeq(admin, "t", "SELECT coalesce((extract(epoch FROM "
-               "last_evaluation) * 1000000)::bigint, 0) = %lld FROM "
-               "instances WHERE id = '%s'",
-               (long long)w[i].last_eval, w[i].instance);
-        free(w[i].ids);
-    }
+    wl_check_written(admin, w, THREADS);
+    wl_free(w, THREADS);
     PQfinish(admin);
 }
 END_TEST
