@@ -1026,9 +1026,13 @@ static void fmt_recent_experiment(acc *a, const spotdb_recent_experiment *r)
             r->projected_hourly_savings, ULL(r->nulls));
 }
 
+/* The averages to 12 digits: a float8 sum depends on the order rows
+ * reach it, which a new plan (autoanalyze ran between the list and the
+ * stream) changes; 0.0975 came back once as 0.097500000000000003 and
+ * once as 0.097499999999999989 (reports.h). */
 static void fmt_model_performance(acc *a, const spotdb_model_performance *r)
 {
-    acc_add(a, "%s|%s|%lld|%.17g|%lld|%.17g|%llx", S(r->model_name),
+    acc_add(a, "%s|%s|%lld|%.12g|%lld|%.12g|%llx", S(r->model_name),
             S(r->model_version), LL(r->runs), r->avg_prediction_score,
             LL(r->switch_count), r->avg_projected_savings, ULL(r->nulls));
 }

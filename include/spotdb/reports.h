@@ -36,7 +36,10 @@ SPOTDB_BEGIN_DECLS
 #define SPOTDB_MODEL_PERFORMANCE_AVG_PROJECTED_SAVINGS SPOTDB_COLUMN_BIT(5)
 /** @} */
 
-/** One model's figures. */
+/** One model's figures.  The averages are the server's float8 avg():
+ *  its sum depends on the order in which rows reach it, so two calls over
+ *  the same rows may differ in the last bits when the plan changed
+ *  (statistics, a parallel plan) between them. */
 typedef struct spotdb_model_performance {
     const char *model_name;         /**< model_registry.name */
     const char *model_version;      /**< model_registry.version */
