@@ -14,10 +14,12 @@ Fails when the shared library:
 Usage: abi-check.py LIBRARY SOVERSION SYMBOLS_TXT HEADER_DIR...
 (the header directories hold the public headers, version.h included).
 """
-import os
 import re
 import subprocess
 import sys
+
+sys.dont_write_bytecode = True      # no __pycache__ in the source tree
+import public_headers  # noqa: E402  (beside this script)
 
 PUBLIC = re.compile(r'^spotdb_[a-z0-9][a-z0-9_]*$')
 
@@ -52,24 +54,14 @@ def exported(lib):
 def declared(header_dirs):
     """Names the public headers declare with SPOTDB_API."""
     names = set()
-    for d in header_dirs:
-        for f in sorted(os.listdir(d)):
-            if not f.endswith('.h'):
-                continue
-            with open(os.path.join(d, f), encoding='utf-8') as fh:
-                text = fh.read()
-            # Comments and preprocessor lines (the SPOTDB_API definition
-            # itself) are not declarations.
-            text = re.sub(r'/\*.*?\*/|//[^\n]*', ' ', text, flags=re.S)
-            text = re.sub(r'^[ \t]*#(?:[^\n]*\\\n)*[^\n]*', ' ', text,
-                          flags=re.M)
-            for decl in re.findall(r'\bSPOTDB_API\b([^;{]*)', text):
-                # A function: the name before the first parenthesis; a
-                # variable: the last identifier.
-                head = decl.split('(')[0] if '(' in decl else decl
-                idents = re.findall(r'[A-Za-z_]\w*', head.split('[')[0])
-                if idents:
-                    names.add(idents[-1])
+    for text, _ in public_headers.read(header_dirs):
+        for decl in re.findall(r'\bSPOTDB_API\b([^;{]*)', text):
+            # A function: the name before the first parenthesis; a
+            # variable: the last identifier.
+            head = decl.split('(')[0] if '(' in decl else decl
+            idents = re.findall(r'[A-Za-z_]\w*', head.split('[')[0])
+            if idents:
+                names.add(idents[-1])
     return names
 
 

@@ -16,21 +16,14 @@ Usage: describe-check.py DESCRIBE_DUMP HEADER_DIR...
 (DESCRIBE_DUMP: the built tests/describe_dump, which prints the document).
 """
 import json
-import os
 import re
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True      # no __pycache__ in the source tree
+import public_headers  # noqa: E402  (beside this script)
+
 IDENT = r'[A-Za-z_]\w*'
-
-
-def strip(text):
-    """Comments and line breaks out, preprocessor lines kept apart."""
-    text = re.sub(r'/\*.*?\*/|//[^\n]*', ' ', text, flags=re.S)
-    defines = re.findall(r'^[ \t]*#[ \t]*define[ \t]+(SPOTDB_\w+)[ \t]+'
-                         r'([^\n]*)$', text, flags=re.M)
-    text = re.sub(r'^[ \t]*#(?:[^\n]*\\\n)*[^\n]*', ' ', text, flags=re.M)
-    return text, defines
 
 
 def tokens(s):
@@ -41,38 +34,33 @@ def tokens(s):
 
 def headers(dirs):
     functions, structs, constants, bits, opaque = {}, {}, {}, {}, set()
-    for d in dirs:
-        for f in sorted(os.listdir(d)):
-            if not f.endswith('.h'):
-                continue
-            with open(os.path.join(d, f), encoding='utf-8') as fh:
-                text, defines = strip(fh.read())
-            for decl in re.findall(r'\bSPOTDB_API\b([^;{]*);', text):
-                m = re.match(r'\s*(.*?)\b(spotdb_\w+)\s*(\(.*\))\s*$', decl,
-                             flags=re.S)
-                if m:
-                    functions[m.group(2)] = tokens(
-                        m.group(1) + m.group(2) + m.group(3))
-            for name in re.findall(r'typedef\s+struct\s+\w+\s+(' + IDENT +
-                                   r')\s*;', text):
-                opaque.add(name)
-            for body, name in re.findall(r'typedef\s+struct\s+\w+\s*\{(.*?)'
-                                         r'\}\s*(' + IDENT + r')\s*;', text,
-                                         flags=re.S):
-                structs[name] = [re.findall(IDENT, m.split('[')[0])[-1]
-                                 for m in body.split(';') if m.strip()]
-            for body in re.findall(r'typedef\s+enum\s+\w+\s*\{(.*?)\}', text,
-                                   flags=re.S):
-                for name, value in re.findall(r'(SPOTDB_\w+)\s*=\s*(-?\d+)',
-                                              body):
-                    constants[name] = int(value)
-            for name, value in defines:
-                m = re.fullmatch(r'\(?\s*(-?\d+)\s*\)?', value.strip())
-                if m:
-                    constants[name] = int(m.group(1))
-                m = re.fullmatch(r'SPOTDB_COLUMN_BIT\((\d+)\)', value.strip())
-                if m:
-                    bits[name] = int(m.group(1))
+    for text, defines in public_headers.read(dirs):
+        for decl in re.findall(r'\bSPOTDB_API\b([^;{]*);', text):
+            m = re.match(r'\s*(.*?)\b(spotdb_\w+)\s*(\(.*\))\s*$', decl,
+                         flags=re.S)
+            if m:
+                functions[m.group(2)] = tokens(
+                    m.group(1) + m.group(2) + m.group(3))
+        for name in re.findall(r'typedef\s+struct\s+\w+\s+(' + IDENT +
+                               r')\s*;', text):
+            opaque.add(name)
+        for body, name in re.findall(r'typedef\s+struct\s+\w+\s*\{(.*?)'
+                                     r'\}\s*(' + IDENT + r')\s*;', text,
+                                     flags=re.S):
+            structs[name] = [re.findall(IDENT, m.split('[')[0])[-1]
+                             for m in body.split(';') if m.strip()]
+        for body in re.findall(r'typedef\s+enum\s+\w+\s*\{(.*?)\}', text,
+                               flags=re.S):
+            for name, value in re.findall(r'(SPOTDB_\w+)\s*=\s*(-?\d+)',
+                                          body):
+                constants[name] = int(value)
+        for name, value in defines:
+            m = re.fullmatch(r'\(?\s*(-?\d+)\s*\)?', value.strip())
+            if m:
+                constants[name] = int(m.group(1))
+            m = re.fullmatch(r'SPOTDB_COLUMN_BIT\((\d+)\)', value.strip())
+            if m:
+                bits[name] = int(m.group(1))
     return functions, structs, constants, bits, opaque
 
 
