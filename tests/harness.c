@@ -10,6 +10,15 @@
 
 #include "internal.h"
 
+#if defined(__has_include)
+#  if __has_include(<valgrind/valgrind.h>)
+#    include <valgrind/valgrind.h>
+#  endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#  define RUNNING_ON_VALGRIND 0
+#endif
+
 static char db_name[64];
 static char *db_conninfo;
 
@@ -382,4 +391,9 @@ void th_login_role(const char *name, const char *group)
            "SELECT pg_has_role('%s', '%s', 'MEMBER')",
            name, name, name, group, group, name, name, group);
     PQfinish(c);
+}
+
+int th_under_valgrind(void)
+{
+    return RUNNING_ON_VALGRIND ? 1 : 0;
 }

@@ -89,6 +89,10 @@ int th_scaleout(const char *args);
 /* Seconds on the monotonic clock, and a sleep of fractional seconds. */
 double th_now_s(void);
 void th_sleep_s(double s);
+/* 1 when the process runs under valgrind (its client request, so a copy
+ * of the test binary run directly says 0): suites shrink their loads and
+ * loosen timing bounds there. */
+int th_under_valgrind(void);
 
 /* Run the suites, print Check's summary, return the exit status. */
 int th_run(Suite *s);

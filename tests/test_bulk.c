@@ -1697,14 +1697,12 @@ static int count_log(const spotdb_experiment_log *row, void *payload)
 #  endif
 #endif
 
-static int under_valgrind(void)
+static int under_memory_checker(void)
 {
-    const char *p = getenv("LD_PRELOAD");
-
 #ifdef ADDRESS_SANITIZER
     return 1;
 #endif
-    return p && strstr(p, "vgpreload") != NULL;
+    return th_under_valgrind();
 }
 
 START_TEST(stream_in_constant_memory)
@@ -1716,7 +1714,7 @@ START_TEST(stream_in_constant_memory)
     double t_load, t_stream;
     bulk b;
 
-    if (under_valgrind()) {
+    if (under_memory_checker()) {
         fprintf(stderr, "test_bulk: stream_in_constant_memory skipped under "
                 "a memory checker\n");
         return;

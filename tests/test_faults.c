@@ -33,15 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#  endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#  define RUNNING_ON_VALGRIND 0
-#endif
-
 #include "harness.h"
 #include "internal.h"
 
@@ -61,15 +52,10 @@ static pid_t stopped_pid;   /* a backend under SIGSTOP, for the teardown */
     "FROM pg_stat_activity WHERE datname = current_database() "              \
     "AND application_name = '" VICTIM "'"
 
-static int under_valgrind(void)
-{
-    return RUNNING_ON_VALGRIND ? 1 : 0;
-}
-
 /* A timing bound: the figure, or a loose one under valgrind. */
 static double bound_ms(double plain, double valgrind)
 {
-    return under_valgrind() ? valgrind : plain;
+    return th_under_valgrind() ? valgrind : plain;
 }
 
 static double ms_since(double t0)
@@ -392,7 +378,7 @@ static int between_call(int op, int i, long *rows_seen, char *key,
  * or at once, while the kill is still on its way. */
 static void run_between(int wait)
 {
-    int n = under_valgrind() ? 40 : 150;
+    int n = th_under_valgrind() ? 40 : 150;
     unsigned seed = test_seed(wait ? "killed_between_calls"
                                    : "killed_just_before_calls");
     long logs = 0, models = 0, reads = 0, writes = 0;
@@ -644,7 +630,7 @@ static void run_commit_storm(int autocommit, int n, long max_us)
  * so that calls still get through, and fewer attempts. */
 START_TEST(killed_around_commit)
 {
-    if (under_valgrind())
+    if (th_under_valgrind())
         run_commit_storm(0, 300, 40000);
     else
         run_commit_storm(0, 1000, 20000);
@@ -653,7 +639,7 @@ END_TEST
 
 START_TEST(autocommit_creates_killed)
 {
-    if (under_valgrind())
+    if (th_under_valgrind())
         run_commit_storm(1, 300, 40000);
     else
         run_commit_storm(1, 1000, 20000);
@@ -708,7 +694,7 @@ static void *copy_killer_main(void *p)
 
 START_TEST(copy_killed_midway_stores_nothing)
 {
-    size_t n = under_valgrind() ? 50000 : 200000;
+    size_t n = th_under_valgrind() ? 50000 : 200000;
     spotdb_experiment_log *rows = tcalloc(n, sizeof *rows);
     int attempts = 0, killed_mid = 0;
     double t_call = 0;
@@ -723,7 +709,7 @@ START_TEST(copy_killed_midway_stores_nothing)
     /* a COPY that finished before the kill proves nothing: try again */
     while (!killed_mid && attempts < 3) {
         copy_killer k = { th_connect(th_db_conninfo()),
-                          under_valgrind() ? 200000 : 30000, 0, 0, 0 };
+                          th_under_valgrind() ? 200000 : 30000, 0, 0, 0 };
         long stored;
         double t0;
         int rc;
@@ -1151,7 +1137,7 @@ static void *storm_main(void *p)
 
 START_TEST(cancel_storm)
 {
-    size_t nlogs = under_valgrind() ? 2000 : 20000;
+    size_t nlogs = th_under_valgrind() ? 2000 : 20000;
     spotdb_experiment_log *rows = tcalloc(nlogs, sizeof *rows);
     char m[SPOTDB_UUID_SIZE], ver[32];
     enum { MAXC = 100000 };

@@ -21,15 +21,6 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 #include "harness.h"
 #include "internal.h"
 #include "workload.h"
@@ -683,7 +674,7 @@ static bool rss_meaningful(void)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     return false;
 #else
-    return !RUNNING_ON_VALGRIND;
+    return !th_under_valgrind();
 #endif
 }
 

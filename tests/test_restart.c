@@ -19,15 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#  endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#  define RUNNING_ON_VALGRIND 0
-#endif
-
 #include "harness.h"
 #include "internal.h"
 
@@ -215,7 +206,7 @@ static int cmp_double(const void *a, const void *b)
 START_TEST(restart_under_eight_threads)
 {
     worker w[THREADS];
-    double limit = RUNNING_ON_VALGRIND ? 20.0 : 1.0;
+    double limit = th_under_valgrind() ? 20.0 : 1.0;
     double rec[THREADS], outage_max = 0, t_cmd, t0, pm_start;
     double from_start = 0;
     long failed = 0, unknown = 0, checked = 0, unknown_rows = 0, ops = 0;
@@ -233,7 +224,7 @@ START_TEST(restart_under_eight_threads)
     for (int i = 0; i < THREADS; i++)
         ck_assert_int_eq(pthread_create(&w[i].thread, NULL, worker_main,
                                         &w[i]), 0);
-    th_sleep_s(RUNNING_ON_VALGRIND ? 3.0 : 0.5);
+    th_sleep_s(th_under_valgrind() ? 3.0 : 0.5);
 
     atomic_store(&phase, 1);
     t0 = th_now_s();

@@ -31,15 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__has_include)
-#  if __has_include(<valgrind/valgrind.h>)
-#    include <valgrind/valgrind.h>
-#  endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#  define RUNNING_ON_VALGRIND 0
-#endif
-
 #include "harness.h"
 #include "internal.h"
 
@@ -2904,7 +2895,7 @@ static long ops_wanted(void)
 
     if (s && *s)
         return strtol(s, NULL, 10);
-    return RUNNING_ON_VALGRIND ? OPS_VALGRIND : OPS_PLAIN;
+    return th_under_valgrind() ? OPS_VALGRIND : OPS_PLAIN;
 }
 
 /* Scopes that must be refused, and a role that must see nothing. */
@@ -2933,7 +2924,7 @@ START_TEST(random_operations_stay_in_their_tenant)
     g_time = spotdb_now_us() - INT64_C(86400000000);
     fprintf(stderr, "tenancy: seed %u (SPOTDB_TEST_SEED replays it), %ld "
             "operations%s\n", g_seed, total,
-            RUNNING_ON_VALGRIND ? " (reduced under valgrind)" : "");
+            th_under_valgrind() ? " (reduced under valgrind)" : "");
     seed();
     sanity();
     clear_filters();
